@@ -1,0 +1,173 @@
+//! The `Store` trait: the few atomic operations every backend provides.
+//!
+//! # Contract
+//!
+//! - Every operation is **one atomic step** in the backend (one write
+//!   transaction, one script, one statement). No operation reads in one round
+//!   trip and writes in another, so two gateways racing on one key can never
+//!   both be told to execute.
+//! - An operation that returns `Ok` is **durable** to the degree the backend
+//!   promises (the embedded store: on disk, fsynced). A claim is acknowledged
+//!   only once it would survive a crash, so a request is never forwarded on a
+//!   claim that could be lost.
+//! - Fences come from a store-wide counter that only grows, so a record that
+//!   is released and claimed again still gets a larger fence than any earlier
+//!   holder had.
+//! - Expired records are treated as absent by every operation, whether or
+//!   not a sweeper has deleted them yet.
+//!
+//! # Cancellation
+//!
+//! Dropping an operation's future before it resolves leaves its effect
+//! unknown: it may or may not have been applied. That is safe by design. A
+//! claim that was applied but never heard of leaves an in-flight record whose
+//! lease simply runs out; a completion that was lost leaves the record in
+//! flight, which the client sees as `409` until the lease ends. The
+//! middleware never drops an operation after the request was forwarded.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::decision::FenceRejection;
+use crate::fingerprint::Fingerprint;
+use crate::record::{Fence, Record, StoredResponse};
+use crate::scope::RecordId;
+use crate::time::Timestamp;
+
+/// A boxed, sendable future, so that `Store` can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A boxed error from a store's driver.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The input of [`Store::claim`].
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    /// The record to claim.
+    pub id: RecordId,
+    /// The fingerprint of the request.
+    pub fingerprint: Fingerprint,
+    /// The caller's current time.
+    pub now: Timestamp,
+    /// How long a new claim holds.
+    pub lease: Duration,
+    /// How long the record is kept after its lease ends, if it never
+    /// completes, so that an operator can find it.
+    pub ttl: Duration,
+}
+
+impl ClaimRequest {
+    /// When a claim made by this request would lose its lease.
+    pub fn lease_expires_at(&self) -> Timestamp {
+        self.now.add(self.lease)
+    }
+
+    /// When an in-flight record written by this request expires.
+    pub fn in_flight_expires_at(&self) -> Timestamp {
+        self.lease_expires_at().add(self.ttl)
+    }
+}
+
+/// The result of [`Store::claim`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller now holds the record and must execute the request.
+    Claimed {
+        /// The caller's fencing token.
+        fence: Fence,
+        /// When the caller's lease ends.
+        lease_expires_at: Timestamp,
+        /// Whether an expired lease was taken over.
+        takeover: bool,
+    },
+    /// The key was used with a different request.
+    Mismatch,
+    /// Another holder is executing the request.
+    Busy {
+        /// When that holder's lease ends.
+        lease_expires_at: Timestamp,
+    },
+    /// The request was executed before; here is its response.
+    Replay {
+        /// The stored response.
+        response: StoredResponse,
+        /// When the record expires.
+        expires_at: Timestamp,
+    },
+}
+
+/// The input of [`Store::complete`].
+#[derive(Debug, Clone)]
+pub struct Completion {
+    /// The record to complete.
+    pub id: RecordId,
+    /// The holder's fencing token.
+    pub fence: Fence,
+    /// The response to keep.
+    pub response: StoredResponse,
+    /// The caller's current time; the TTL runs from here.
+    pub now: Timestamp,
+    /// How long the completed record is kept.
+    pub ttl: Duration,
+}
+
+impl Completion {
+    /// When the completed record expires.
+    pub fn expires_at(&self) -> Timestamp {
+        self.now.add(self.ttl)
+    }
+}
+
+/// The store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached or failed to answer.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// The backend answered with data this version cannot read.
+    #[error("the store holds a record this version cannot read: {0}")]
+    Corrupt(String),
+}
+
+/// A fenced write (complete or release) did not happen.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// The holder no longer holds the record.
+    #[error("fenced out: {0}")]
+    Fenced(#[from] FenceRejection),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An idempotency record store. See the module docs for the contract.
+pub trait Store: Send + Sync + 'static {
+    /// Atomically decides a claim (see [`crate::decide_claim`]) and, when the
+    /// decision is to execute, writes the in-flight record with a new fence.
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>>;
+
+    /// Atomically stores the response and marks the record completed, if
+    /// `completion.fence` still holds it (see [`crate::check_fence`]).
+    fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>>;
+
+    /// Atomically deletes the in-flight record, if `fence` still holds it,
+    /// so that the next request with the key executes afresh.
+    fn release(&self, id: RecordId, fence: Fence) -> BoxFuture<'_, Result<(), WriteError>>;
+
+    /// Reads a record, expired or not (callers decide what expiry means to
+    /// them; an operator may want to see an expired record).
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>>;
+
+    /// Deletes a record whatever its state and fence. For operators: it
+    /// forgets the outcome, so the next request with the key executes.
+    fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Deletes at most `limit` records that expired at or before `now`, and
+    /// says how many it deleted. Small limits keep one purge from holding up
+    /// claims.
+    fn purge_expired(&self, now: Timestamp, limit: usize)
+    -> BoxFuture<'_, Result<usize, StoreError>>;
+}
