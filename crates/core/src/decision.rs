@@ -158,45 +158,119 @@ mod tests {
         let done = completed(90_000);
         let expired_done = completed(10_000);
         let expired_flight = in_flight(5_000, 10_000);
-        let StoredResponseRef(done_response) = StoredResponseRef::of(&done);
-        let cases: Vec<(&str, Option<&Record>, Fingerprint, ClaimDecision<'_>)> = vec![
-            ("no record", None, FP, ClaimDecision::Execute { takeover: false }),
-            ("expired completed", Some(&expired_done), FP, ClaimDecision::Execute { takeover: false }),
-            ("expired in flight", Some(&expired_flight), OTHER_FP, ClaimDecision::Execute { takeover: false }),
-            ("live lease", Some(&live), FP, ClaimDecision::Busy { lease_expires_at: ms(20_000) }),
-            ("live lease, other payload", Some(&live), OTHER_FP, ClaimDecision::Mismatch),
-            ("lapsed lease", Some(&lapsed), FP, ClaimDecision::Execute { takeover: true }),
-            ("lapsed lease, other payload", Some(&lapsed), OTHER_FP, ClaimDecision::Mismatch),
-            ("completed", Some(&done), FP, ClaimDecision::Replay { response: done_response, expires_at: ms(90_000) }),
-            ("completed, other payload", Some(&done), OTHER_FP, ClaimDecision::Mismatch),
+        let RecordState::Completed {
+            response: done_response,
+            ..
+        } = &done.state
+        else {
+            unreachable!("a completed record");
+        };
+        let cases: Vec<ClaimCase<'_>> = vec![
+            (
+                "no record",
+                None,
+                FP,
+                ClaimDecision::Execute { takeover: false },
+            ),
+            (
+                "expired completed",
+                Some(&expired_done),
+                FP,
+                ClaimDecision::Execute { takeover: false },
+            ),
+            (
+                "expired in flight",
+                Some(&expired_flight),
+                OTHER_FP,
+                ClaimDecision::Execute { takeover: false },
+            ),
+            (
+                "live lease",
+                Some(&live),
+                FP,
+                ClaimDecision::Busy {
+                    lease_expires_at: ms(20_000),
+                },
+            ),
+            (
+                "live lease, other payload",
+                Some(&live),
+                OTHER_FP,
+                ClaimDecision::Mismatch,
+            ),
+            (
+                "lapsed lease",
+                Some(&lapsed),
+                FP,
+                ClaimDecision::Execute { takeover: true },
+            ),
+            (
+                "lapsed lease, other payload",
+                Some(&lapsed),
+                OTHER_FP,
+                ClaimDecision::Mismatch,
+            ),
+            (
+                "completed",
+                Some(&done),
+                FP,
+                ClaimDecision::Replay {
+                    response: done_response,
+                    expires_at: ms(90_000),
+                },
+            ),
+            (
+                "completed, other payload",
+                Some(&done),
+                OTHER_FP,
+                ClaimDecision::Mismatch,
+            ),
         ];
         for (name, record, fp, expected) in cases {
             assert_eq!(decide_claim(record, &fp, NOW), expected, "{name}");
         }
     }
 
-    struct StoredResponseRef<'a>(&'a StoredResponse);
-    impl<'a> StoredResponseRef<'a> {
-        fn of(record: &'a Record) -> Self {
-            match &record.state {
-                RecordState::Completed { response, .. } => Self(response),
-                RecordState::InFlight { .. } => unreachable!("a completed record"),
-            }
-        }
-    }
+    type ClaimCase<'a> = (&'a str, Option<&'a Record>, Fingerprint, ClaimDecision<'a>);
+    type FenceCase<'a> = (
+        &'a str,
+        Option<&'a Record>,
+        Fence,
+        Result<(), FenceRejection>,
+    );
 
     #[test]
     fn fence_table() {
         let live = in_flight(20_000, 90_000);
         let lapsed = in_flight(10_000, 90_000);
         let done = completed(90_000);
-        let cases: Vec<(&str, Option<&Record>, Fence, Result<(), FenceRejection>)> = vec![
+        let cases: Vec<FenceCase<'_>> = vec![
             ("current holder", Some(&live), Fence(7), Ok(())),
-            ("current holder, lease lapsed", Some(&lapsed), Fence(7), Ok(())),
-            ("stale holder", Some(&live), Fence(6), Err(FenceRejection::TakenOver { current: Fence(7) })),
-            ("future fence", Some(&live), Fence(8), Err(FenceRejection::TakenOver { current: Fence(7) })),
+            (
+                "current holder, lease lapsed",
+                Some(&lapsed),
+                Fence(7),
+                Ok(()),
+            ),
+            (
+                "stale holder",
+                Some(&live),
+                Fence(6),
+                Err(FenceRejection::TakenOver { current: Fence(7) }),
+            ),
+            (
+                "future fence",
+                Some(&live),
+                Fence(8),
+                Err(FenceRejection::TakenOver { current: Fence(7) }),
+            ),
             ("gone", None, Fence(7), Err(FenceRejection::Gone)),
-            ("completed", Some(&done), Fence(7), Err(FenceRejection::AlreadyCompleted)),
+            (
+                "completed",
+                Some(&done),
+                Fence(7),
+                Err(FenceRejection::AlreadyCompleted),
+            ),
         ];
         for (name, record, fence, expected) in cases {
             assert_eq!(check_fence(record, fence), expected, "{name}");

@@ -183,7 +183,11 @@ mod tests {
 
     fn check(values: &[&str], expected: Result<&str, KeyError>) {
         let got = IdempotencyKey::parse_header(values.iter().map(|v| v.as_bytes()), 16);
-        assert_eq!(got.as_ref().map(|k| k.as_str()), expected.as_ref().map(|s| *s), "{values:?}");
+        assert_eq!(
+            got.as_ref().map(|k| k.as_str()),
+            expected.as_ref().map(|s| *s),
+            "{values:?}"
+        );
     }
 
     #[test]
@@ -198,23 +202,47 @@ mod tests {
         check(&["8e03978e-40d5"], Ok("8e03978e-40d5"));
         check(&["0123456789abcdef"], Ok("0123456789abcdef"));
         check(&["0123456789abcdefg"], Err(TooLong { len: 17, max: 16 }));
-        check(&["\"0123456789abcdefg\""], Err(TooLong { len: 17, max: 16 }));
+        check(
+            &["\"0123456789abcdefg\""],
+            Err(TooLong { len: 17, max: 16 }),
+        );
         check(&[""], Err(Empty));
         check(&["   "], Err(Empty));
         check(&["\"\""], Err(Empty));
         check(&["a", "b"], Err(Multiple));
-        check(&["a b"], malformed("a bare key may only contain visible ASCII characters other than '\"'"));
-        check(&["ab\"c"], malformed("a bare key may only contain visible ASCII characters other than '\"'"));
-        check(&["caf\u{e9}"], malformed("a bare key may only contain visible ASCII characters other than '\"'"));
+        check(
+            &["a b"],
+            malformed("a bare key may only contain visible ASCII characters other than '\"'"),
+        );
+        check(
+            &["ab\"c"],
+            malformed("a bare key may only contain visible ASCII characters other than '\"'"),
+        );
+        check(
+            &["caf\u{e9}"],
+            malformed("a bare key may only contain visible ASCII characters other than '\"'"),
+        );
         check(&["\"abc"], malformed("the quoted key has no closing quote"));
-        check(&["\"a\\nb\""], malformed("in a quoted key, '\\' may only escape '\"' or '\\'"));
-        check(&["\"abc\";p=1"], malformed("nothing may follow the closing quote of a quoted key"));
-        check(&["\"a\u{7f}\""], malformed("a quoted key may only contain printable ASCII characters"));
+        check(
+            &["\"a\\nb\""],
+            malformed("in a quoted key, '\\' may only escape '\"' or '\\'"),
+        );
+        check(
+            &["\"abc\";p=1"],
+            malformed("nothing may follow the closing quote of a quoted key"),
+        );
+        check(
+            &["\"a\u{7f}\""],
+            malformed("a quoted key may only contain printable ASCII characters"),
+        );
     }
 
     #[test]
     fn no_values_is_an_empty_key() {
-        assert_eq!(IdempotencyKey::parse_header(std::iter::empty(), 8), Err(KeyError::Empty));
+        assert_eq!(
+            IdempotencyKey::parse_header(std::iter::empty(), 8),
+            Err(KeyError::Empty)
+        );
     }
 
     #[test]
@@ -238,8 +266,17 @@ mod tests {
     fn derived_keys_must_be_printable_ascii() {
         assert!(IdempotencyKey::from_derived("evt_1 2", 255).is_ok());
         assert_eq!(IdempotencyKey::from_derived("", 255), Err(KeyError::Empty));
-        assert!(matches!(IdempotencyKey::from_derived("a\nb", 255), Err(KeyError::Malformed(_))));
-        assert!(matches!(IdempotencyKey::from_derived("ü", 255), Err(KeyError::Malformed(_))));
-        assert_eq!(IdempotencyKey::from_derived("abcd", 3), Err(KeyError::TooLong { len: 4, max: 3 }));
+        assert!(matches!(
+            IdempotencyKey::from_derived("a\nb", 255),
+            Err(KeyError::Malformed(_))
+        ));
+        assert!(matches!(
+            IdempotencyKey::from_derived("ü", 255),
+            Err(KeyError::Malformed(_))
+        ));
+        assert_eq!(
+            IdempotencyKey::from_derived("abcd", 3),
+            Err(KeyError::TooLong { len: 4, max: 3 })
+        );
     }
 }

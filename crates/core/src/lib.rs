@@ -29,7 +29,7 @@ pub use policy::{
     StatusSet,
 };
 pub use record::{Fence, Record, RecordState, StoredBody, StoredResponse};
-pub use route::{PathTemplate, Route, RouteTable, TemplateError};
+pub use route::{PathTemplate, Route, RouteIndex, RouteTable, TemplateError};
 pub use scope::{Principal, RecordId};
 pub use store::{
     BoxError, BoxFuture, ClaimOutcome, ClaimRequest, Completion, Store, StoreError, WriteError,

@@ -144,7 +144,9 @@ impl RouteTable {
     pub fn new(routes: Vec<Route>, default: Arc<RoutePolicy>) -> Self {
         let default = Route {
             methods: Vec::new(),
-            path: PathTemplate { segments: Vec::new() },
+            path: PathTemplate {
+                segments: Vec::new(),
+            },
             id: Self::DEFAULT_ROUTE_ID.to_owned(),
             policy: default,
         };
@@ -153,12 +155,41 @@ impl RouteTable {
 
     /// The route a request belongs to.
     pub fn route(&self, method: &str, path: &str) -> &Route {
-        self.routes
-            .iter()
-            .find(|r| r.matches(method, path))
+        self.get(self.find(method, path))
+    }
+
+    /// The position of the route a request belongs to, for callers that
+    /// must refer to it later without borrowing the table.
+    pub fn find(&self, method: &str, path: &str) -> RouteIndex {
+        RouteIndex(self.routes.iter().position(|r| r.matches(method, path)))
+    }
+
+    /// The route at a position returned by [`RouteTable::find`].
+    pub fn get(&self, index: RouteIndex) -> &Route {
+        index
+            .0
+            .and_then(|i| self.routes.get(i))
             .unwrap_or(&self.default)
     }
 }
+
+impl RouteTable {
+    /// The longest `upstream_timeout` of any route, the default included:
+    /// the bound for requests that pass through without a record.
+    pub fn longest_upstream_timeout(&self) -> std::time::Duration {
+        self.routes
+            .iter()
+            .chain(std::iter::once(&self.default))
+            .map(|r| r.policy.upstream_timeout)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// The position of a route in its [`RouteTable`]; the default route has
+/// none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteIndex(Option<usize>);
 
 #[cfg(test)]
 mod tests {

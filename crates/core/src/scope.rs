@@ -86,7 +86,10 @@ mod tests {
         for other in others {
             assert_ne!(base, other);
         }
-        assert_eq!(base, RecordId::derive(Principal(Some(b"Bearer a")), "POST /v1/charges", &key("k")));
+        assert_eq!(
+            base,
+            RecordId::derive(Principal(Some(b"Bearer a")), "POST /v1/charges", &key("k"))
+        );
     }
 
     #[test]

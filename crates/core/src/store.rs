@@ -60,12 +60,12 @@ pub struct ClaimRequest {
 impl ClaimRequest {
     /// When a claim made by this request would lose its lease.
     pub fn lease_expires_at(&self) -> Timestamp {
-        self.now.add(self.lease)
+        self.now.plus(self.lease)
     }
 
     /// When an in-flight record written by this request expires.
     pub fn in_flight_expires_at(&self) -> Timestamp {
-        self.lease_expires_at().add(self.ttl)
+        self.lease_expires_at().plus(self.ttl)
     }
 }
 
@@ -115,7 +115,7 @@ pub struct Completion {
 impl Completion {
     /// When the completed record expires.
     pub fn expires_at(&self) -> Timestamp {
-        self.now.add(self.ttl)
+        self.now.plus(self.ttl)
     }
 }
 
@@ -168,6 +168,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes at most `limit` records that expired at or before `now`, and
     /// says how many it deleted. Small limits keep one purge from holding up
     /// claims.
-    fn purge_expired(&self, now: Timestamp, limit: usize)
-    -> BoxFuture<'_, Result<usize, StoreError>>;
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
 }

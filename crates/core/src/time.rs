@@ -24,7 +24,7 @@ impl Timestamp {
 
     /// This instant moved `d` later, saturating at the end of time rather
     /// than wrapping, so a huge configured TTL means "forever", not "past".
-    pub fn add(self, d: Duration) -> Self {
+    pub fn plus(self, d: Duration) -> Self {
         let millis = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self(self.0.saturating_add(millis))
     }
