@@ -1,0 +1,119 @@
+//! Each store operation as a step inside the writer's transaction, decided
+//! by the core's state machine against the tables as earlier operations of
+//! the same batch left them.
+
+use idem_core::{
+    ClaimDecision, ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection, Record, RecordId,
+    RecordState, StoreError, Timestamp, WriteError, check_fence, decide_claim,
+};
+
+use crate::failure::Failure;
+use crate::tables::WriteTables;
+
+/// Decides a claim and, to execute, writes the in-flight record with the
+/// next fence.
+pub(crate) fn claim(
+    tables: &mut WriteTables<'_>,
+    request: &ClaimRequest,
+) -> Result<ClaimOutcome, Failure<StoreError>> {
+    let existing = tables.load(&request.id)?;
+    let outcome = match decide_claim(existing.as_ref(), &request.fingerprint, request.now) {
+        ClaimDecision::Execute { takeover } => {
+            // A takeover continues the record, so it keeps its creation
+            // time; a new record (or one replacing an expired one) starts
+            // now.
+            let created_at = match (&existing, takeover) {
+                (Some(record), true) => record.created_at,
+                _ => request.now,
+            };
+            let fence = tables.next_fence()?;
+            let lease_expires_at = request.lease_expires_at();
+            let record = Record {
+                fingerprint: request.fingerprint,
+                fence,
+                created_at,
+                expires_at: request.in_flight_expires_at(),
+                state: RecordState::InFlight { lease_expires_at },
+            };
+            tables.put(&request.id, existing.as_ref(), &record)?;
+            ClaimOutcome::Claimed {
+                fence,
+                lease_expires_at,
+                takeover,
+            }
+        }
+        ClaimDecision::Mismatch => ClaimOutcome::Mismatch,
+        ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
+        ClaimDecision::Replay {
+            response,
+            expires_at,
+        } => ClaimOutcome::Replay {
+            response: response.clone(),
+            expires_at,
+        },
+    };
+    Ok(outcome)
+}
+
+/// Stores the response if the completion's fence still holds the record.
+pub(crate) fn complete(
+    tables: &mut WriteTables<'_>,
+    completion: Completion,
+) -> Result<(), Failure<WriteError>> {
+    // An expired record is absent to a completion: its holder is told
+    // `Gone` rather than resurrecting it.
+    let existing = tables
+        .load(&completion.id)?
+        .filter(|r| !r.is_expired(completion.now));
+    let Some(old) = existing else {
+        return Err(FenceRejection::Gone.into());
+    };
+    check_fence(Some(&old), completion.fence)?;
+    let record = Record {
+        fingerprint: old.fingerprint,
+        fence: old.fence,
+        created_at: old.created_at,
+        expires_at: completion.expires_at(),
+        state: RecordState::Completed {
+            completed_at: completion.now,
+            response: completion.response,
+        },
+    };
+    tables.put(&completion.id, Some(&old), &record)?;
+    Ok(())
+}
+
+/// Deletes the in-flight record if `fence` still holds it.
+pub(crate) fn release(
+    tables: &mut WriteTables<'_>,
+    id: &RecordId,
+    fence: Fence,
+) -> Result<(), Failure<WriteError>> {
+    // `release` is given no `now`, so it cannot tell whether the record
+    // expired. That is harmless: only the record's own holder passes the
+    // fence check, and deleting an expired in-flight record is what a purge
+    // would do anyway.
+    let Some(old) = tables.load(id)? else {
+        return Err(FenceRejection::Gone.into());
+    };
+    check_fence(Some(&old), fence)?;
+    tables.remove(id, &old)?;
+    Ok(())
+}
+
+/// Deletes the record whatever its state, fence or condition.
+pub(crate) fn delete(
+    tables: &mut WriteTables<'_>,
+    id: &RecordId,
+) -> Result<bool, Failure<StoreError>> {
+    Ok(tables.remove_any(id)?)
+}
+
+/// Deletes up to `limit` expired records.
+pub(crate) fn purge(
+    tables: &mut WriteTables<'_>,
+    now: Timestamp,
+    limit: usize,
+) -> Result<usize, Failure<StoreError>> {
+    Ok(tables.purge_expired(now, limit)?)
+}
