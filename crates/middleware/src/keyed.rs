@@ -1,0 +1,273 @@
+//! The keyed flow: read the body, scope and fingerprint the request, claim
+//! it, then replay, refuse, wait or execute.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Either, Full, Limited};
+use idem_core::json::{self, JsonScalar};
+use idem_core::{
+    ClaimOutcome, ClaimRequest, FingerprintBuilder, IdempotencyKey, KeySource, Mode, OnConcurrent,
+    OnStoreError, Principal, RecordId, RouteIndex, RoutePolicy,
+};
+use tower_service::Service;
+
+use crate::BoxError;
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::IdempotencyConfig;
+use crate::execute::{self, Claim};
+use crate::extract;
+use crate::headers::{IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY};
+use crate::problem::Problem;
+use crate::replay::{replay, set_expires};
+use crate::upstream::was_not_reached;
+
+/// A request that idempotency applies to.
+pub(crate) struct KeyedRequest<B> {
+    pub(crate) config: Arc<IdempotencyConfig>,
+    pub(crate) route: RouteIndex,
+    /// The key, when it came from the request's head; `None` when it is in
+    /// the body.
+    pub(crate) key: Option<IdempotencyKey>,
+    pub(crate) request: Request<B>,
+}
+
+/// How long a waiting duplicate sleeps between looks at the record, at
+/// first and at most. Short at first because most requests finish fast.
+const WAIT_FIRST_POLL: Duration = Duration::from_millis(10);
+const WAIT_MAX_POLL: Duration = Duration::from_millis(200);
+
+/// Where a route takes its key from, in words, for a `400`'s detail.
+pub(crate) fn describe_source(source: &KeySource) -> String {
+    match source {
+        KeySource::Header(name) => format!("the {name} header"),
+        KeySource::Json(pointer) => format!("the JSON body field {pointer}"),
+        KeySource::Path(param) => format!("the path parameter {{{param}}}"),
+    }
+}
+
+/// Handles one keyed request to the end.
+pub(crate) async fn handle<S, ReqBody, ResBody>(
+    keyed: KeyedRequest<ReqBody>,
+    inner: S,
+) -> Response<ResponseBody<ResBody>>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    let KeyedRequest {
+        config,
+        route,
+        key,
+        request,
+    } = keyed;
+    let route = config.routes.get(route);
+    let policy = route.policy.clone();
+    let (mut parts, body) = request.into_parts();
+    let body = match read_body(body, &parts, config.global.max_request_bytes).await {
+        Ok(body) => body,
+        Err(problem) => return problem.into_response(),
+    };
+    let key = match key {
+        Some(key) => key,
+        None => match key_from_body(&policy, &body, config.global.max_key_length) {
+            Ok(Some(key)) => key,
+            Ok(None) if policy.mode_for(parts.method.as_str()) == Mode::Optional => {
+                return forward_unprotected(inner, parts, body).await;
+            }
+            Ok(None) => {
+                return Problem::KeyMissing {
+                    source: describe_source(&policy.key),
+                }
+                .into_response();
+            }
+            Err(problem) => return problem.into_response(),
+        },
+    };
+
+    let principal_header = match &policy.principal {
+        idem_core::PrincipalSource::Header(name) => HeaderName::from_bytes(name.as_bytes()).ok(),
+    };
+    let principal = principal_header.and_then(|h| extract::principal(&parts.headers, &h));
+    let id = RecordId::derive(Principal(principal.as_deref()), &route.id, &key);
+    let fingerprint = fingerprint(&parts, &policy, &body);
+
+    // The upstream sees the key in one canonical form, whatever form (or
+    // source) the client used.
+    if let Ok(value) = HeaderValue::try_from(key.to_header_value()) {
+        parts.headers.insert(IDEMPOTENCY_KEY, value);
+    }
+
+    let wait_until = (policy.on_concurrent == OnConcurrent::Wait)
+        .then(|| tokio::time::Instant::now() + policy.wait_timeout);
+    let mut poll_every = WAIT_FIRST_POLL;
+    loop {
+        let now = config.clock.now();
+        let claim = ClaimRequest {
+            id,
+            fingerprint,
+            now,
+            lease: policy.lease,
+            ttl: policy.ttl,
+        };
+        let outcome = match config.store.claim(claim).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::error!(record = %id, %error, "store failed to claim");
+                return match config.global.on_store_error {
+                    OnStoreError::FailClosed => Problem::StoreUnavailable.into_response(),
+                    OnStoreError::PassThrough => forward_unprotected(inner, parts, body).await,
+                };
+            }
+        };
+        match outcome {
+            ClaimOutcome::Claimed {
+                fence,
+                lease_expires_at,
+                takeover,
+            } => {
+                if takeover {
+                    tracing::warn!(record = %id, fence = fence.0, "took over a lapsed lease");
+                }
+                // The fence lets the upstream refuse writes from a holder
+                // that has since lost its lease.
+                parts
+                    .headers
+                    .insert(IDEMPOTENCY_FENCE, HeaderValue::from(fence.0));
+                let claim = Claim {
+                    config: config.clone(),
+                    policy,
+                    id,
+                    fence,
+                    lease_expires_at,
+                };
+                let request = Request::from_parts(parts, Either::Right(Full::new(body)));
+                return execute::execute(claim, inner, request).await;
+            }
+            ClaimOutcome::Mismatch => return Problem::KeyReused.into_response(),
+            ClaimOutcome::Replay {
+                response,
+                expires_at,
+            } => return replay(response, expires_at),
+            ClaimOutcome::Busy { lease_expires_at } => {
+                if let Some(deadline) = wait_until {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if !left.is_zero() {
+                        tokio::time::sleep(poll_every.min(left)).await;
+                        poll_every = (poll_every * 2).min(WAIT_MAX_POLL);
+                        continue;
+                    }
+                }
+                let mut response = Problem::InFlight {
+                    retry_after: now.until(lease_expires_at),
+                }
+                .into_response();
+                set_expires(response.headers_mut(), lease_expires_at.plus(policy.ttl));
+                return response;
+            }
+        }
+    }
+}
+
+/// Reads the whole request body, refusing more than `limit` bytes. A
+/// declared length over the limit is refused before reading anything.
+async fn read_body<B>(body: B, parts: &Parts, limit: usize) -> Result<Bytes, Problem>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(Problem::BodyTooLarge { limit });
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(Problem::BodyTooLarge { limit })
+        }
+        Err(_) => Err(Problem::BodyUnreadable),
+    }
+}
+
+/// The key from a JSON body field, for routes configured that way.
+fn key_from_body(
+    policy: &RoutePolicy,
+    body: &[u8],
+    max_len: usize,
+) -> Result<Option<IdempotencyKey>, Problem> {
+    let KeySource::Json(pointer) = &policy.key else {
+        return Err(Problem::Internal);
+    };
+    let invalid = |reason: String| Problem::KeyInvalid { reason };
+    match pointer.lookup(body) {
+        Err(error) => Err(Problem::BodyNotJson {
+            reason: error.to_string(),
+        }),
+        Ok(None) => Ok(None),
+        Ok(Some(JsonScalar::String(value) | JsonScalar::Number(value))) => {
+            IdempotencyKey::from_derived(&value, max_len)
+                .map(Some)
+                .map_err(|e| invalid(e.to_string()))
+        }
+        Ok(Some(JsonScalar::Other)) => Err(invalid(format!(
+            "the field {pointer} must be a string or a number"
+        ))),
+    }
+}
+
+/// The request's fingerprint: method, path, query, configured headers and
+/// body (canonical if it is JSON).
+fn fingerprint(parts: &Parts, policy: &RoutePolicy, body: &[u8]) -> idem_core::Fingerprint {
+    let uri = &parts.uri;
+    let mut builder = FingerprintBuilder::new(parts.method.as_str(), uri.path(), uri.query());
+    for name in &policy.fingerprint_headers {
+        let values = parts.headers.get_all(name.as_str()).iter();
+        builder.header(name, values.map(|v| v.as_bytes()));
+    }
+    let is_json = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| json::is_json_content_type(v.as_bytes()));
+    let mut scratch = Vec::new();
+    builder.finish(body, is_json, &mut scratch)
+}
+
+/// Forwards a request without any record: a request with no key on an
+/// optional route, or any request while the store is down and the operator
+/// chose `on_store_error = "pass-through"`.
+async fn forward_unprotected<S, ReqBody, ResBody>(
+    mut inner: S,
+    parts: Parts,
+    body: Bytes,
+) -> Response<ResponseBody<ResBody>>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError> + Send,
+{
+    let request = Request::from_parts(parts, Either::Right(Full::new(body)));
+    match inner.call(request).await {
+        Ok(response) => response.map(ResponseBody::inner),
+        Err(error) => {
+            let error: BoxError = error.into();
+            if was_not_reached(&*error) {
+                Problem::UpstreamUnreachable.into_response()
+            } else {
+                Problem::UpstreamFailedUnrecorded.into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! The `Idempotency` service: decides, per request, whether idempotency
+//! applies, and hands keyed requests to the keyed flow.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::HeaderName;
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::Either;
+use idem_core::{IdempotencyKey, KeySource, Mode};
+use tower_service::Service;
+
+use crate::BoxError;
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::IdempotencyConfig;
+use crate::extract;
+use crate::future::ResponseFuture;
+use crate::headers::IDEMPOTENCY_FENCE;
+use crate::keyed::{self, KeyedRequest};
+use crate::problem::Problem;
+
+/// Middleware that makes the wrapped service's non-idempotent requests
+/// safe to retry. See the crate docs.
+#[derive(Clone)]
+pub struct Idempotency<S> {
+    inner: S,
+    config: Arc<IdempotencyConfig>,
+}
+
+impl<S> Idempotency<S> {
+    pub(crate) fn new(inner: S, config: Arc<IdempotencyConfig>) -> Self {
+        Self { inner, config }
+    }
+}
+
+/// How a request is handled, decided from its head alone.
+enum Plan {
+    PassThrough,
+    Reject(Problem),
+    Keyed(Option<IdempotencyKey>),
+}
+
+impl<S> Idempotency<S> {
+    fn plan<B>(&self, req: &Request<B>) -> (Plan, idem_core::RouteIndex) {
+        let method = req.method().as_str();
+        let path = req.uri().path();
+        let index = self.config.routes.find(method, path);
+        let route = self.config.routes.get(index);
+        let policy = &route.policy;
+        let mode = policy.mode_for(method);
+        if mode == Mode::Off {
+            return (Plan::PassThrough, index);
+        }
+        let max_len = self.config.global.max_key_length;
+        let found = match &policy.key {
+            KeySource::Header(name) => {
+                // Header names in policies are validated lowercase at
+                // configuration time; an invalid one can match no request.
+                let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+                    return (Plan::PassThrough, index);
+                };
+                let draft = policy.key.is_idempotency_key_header();
+                extract::key_from_header(req.headers(), &header, draft, max_len)
+            }
+            KeySource::Path(param) => match route.path.capture(path, param) {
+                Some(value) => IdempotencyKey::from_derived(value, max_len).map(Some),
+                None => Ok(None),
+            },
+            // The key is in the body, which is read by the keyed flow.
+            KeySource::Json(_) => return (Plan::Keyed(None), index),
+        };
+        let plan = match found {
+            Ok(Some(key)) => Plan::Keyed(Some(key)),
+            Ok(None) if mode == Mode::Optional => Plan::PassThrough,
+            Ok(None) => Plan::Reject(Problem::KeyMissing {
+                source: keyed::describe_source(&policy.key),
+            }),
+            Err(e) => Plan::Reject(Problem::KeyInvalid {
+                reason: e.to_string(),
+            }),
+        };
+        (plan, index)
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Idempotency<S>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError> + Send,
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        // A fence is the gateway's word to the upstream; a client must never
+        // be able to forge one, keyed request or not.
+        req.headers_mut().remove(IDEMPOTENCY_FENCE);
+        let (plan, route) = self.plan(&req);
+        match plan {
+            Plan::PassThrough => {
+                ResponseFuture::pass_through(self.inner.call(req.map(Either::Left)))
+            }
+            Plan::Reject(problem) => ResponseFuture::ready(problem.into_response()),
+            Plan::Keyed(key) => {
+                // The service that was polled ready goes to this request; a
+                // clone takes its place for the next one.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let request = KeyedRequest {
+                    config: self.config.clone(),
+                    route,
+                    key,
+                    request: req,
+                };
+                ResponseFuture::keyed(Box::pin(keyed::handle(request, inner)))
+            }
+        }
+    }
+}
