@@ -1,0 +1,208 @@
+//! The reverse proxy: the service the idempotency middleware wraps.
+//!
+//! It forwards each request to the one configured upstream over a pooled
+//! HTTP/1.1 client and knows nothing about idempotency. It tells the
+//! middleware one thing: whether a failed request certainly never reached
+//! the upstream (the connection could not be made), because only then may
+//! the record be released.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::header::{self, HeaderName};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use idem_middleware::{BoxError, RequestBody, UpstreamNotReached};
+use tower_service::Service;
+
+/// The body the proxy sends upstream.
+pub(crate) type ProxyBody = RequestBody<Incoming>;
+
+/// Forwards requests to one upstream.
+#[derive(Clone)]
+pub(crate) struct Proxy {
+    client: Client<HttpConnector, ProxyBody>,
+    target: Arc<Target>,
+    timeout: Duration,
+}
+
+/// The upstream did not answer within the proxy's own bound. Keyed requests
+/// hit their route's (shorter or equal) timeout in the middleware first;
+/// this bound keeps pass-through requests from hanging forever.
+#[derive(Debug, thiserror::Error)]
+#[error("the upstream did not answer within {0:?}")]
+pub(crate) struct ProxyTimeout(pub(crate) Duration);
+
+/// Where requests go: scheme and authority, and a path prefix that is put
+/// in front of every request's path.
+struct Target {
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+}
+
+/// How long a connection attempt may take before the upstream counts as
+/// unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Proxy {
+    /// A proxy to `upstream` (an `http://` URL, validated by the config)
+    /// that waits at most `timeout` for a response head.
+    pub(crate) fn new(upstream: &Uri, timeout: Duration) -> anyhow::Result<Self> {
+        let scheme = upstream.scheme().cloned().unwrap_or(Scheme::HTTP);
+        let authority = upstream
+            .authority()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("upstream {upstream} has no host"))?;
+        let base_path = upstream.path().trim_end_matches('/').to_owned();
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        Ok(Self {
+            client,
+            target: Arc::new(Target {
+                scheme,
+                authority,
+                base_path,
+            }),
+            timeout,
+        })
+    }
+
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, http::Error> {
+        let path_and_query = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let path_and_query = if self.target.base_path.is_empty() {
+            PathAndQuery::try_from(path_and_query)?
+        } else {
+            PathAndQuery::try_from(format!("{}{}", self.target.base_path, path_and_query))?
+        };
+        Uri::builder()
+            .scheme(self.target.scheme.clone())
+            .authority(self.target.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+    }
+}
+
+impl Service<Request<ProxyBody>> for Proxy {
+    type Response = Response<Incoming>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // The pooled client has no back-pressure of its own to report.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<ProxyBody>) -> Self::Future {
+        let uri = match self.upstream_uri(request.uri()) {
+            Ok(uri) => uri,
+            Err(error) => return Box::pin(async move { Err(BoxError::from(error)) }),
+        };
+        *request.uri_mut() = uri;
+        strip_hop_by_hop(request.headers_mut());
+        // The client sets `Host` from the upstream URI, as a reverse proxy
+        // in front of a single API usually does.
+        request.headers_mut().remove(header::HOST);
+        let response = self.client.request(request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, response).await {
+                Ok(Ok(mut response)) => {
+                    strip_hop_by_hop(response.headers_mut());
+                    Ok(response)
+                }
+                Ok(Err(error)) if error.is_connect() => Err(UpstreamNotReached::new(error).into()),
+                Ok(Err(error)) => Err(error.into()),
+                Err(_elapsed) => Err(ProxyTimeout(timeout).into()),
+            }
+        })
+    }
+}
+
+/// Headers that describe one connection (RFC 9110 section 7.6.1), and so
+/// are never forwarded from one hop to the next.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header
+/// names. `Transfer-Encoding` is left to hyper, which owns framing.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-hop"),
+        );
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        headers.insert("x-end-to-end", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers);
+        let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["x-end-to-end"]);
+    }
+
+    #[tokio::test]
+    async fn paths_are_joined_to_the_base_path() {
+        let cases = [
+            (
+                "http://127.0.0.1:3000",
+                "/v1/charges?x=1",
+                "http://127.0.0.1:3000/v1/charges?x=1",
+            ),
+            (
+                "http://127.0.0.1:3000/",
+                "/v1/charges",
+                "http://127.0.0.1:3000/v1/charges",
+            ),
+            (
+                "http://api.local/base/",
+                "/v1/charges",
+                "http://api.local/base/v1/charges",
+            ),
+        ];
+        for (upstream, path, expected) in cases {
+            let proxy = Proxy::new(&upstream.parse().unwrap(), Duration::from_secs(1)).unwrap();
+            let uri = proxy.upstream_uri(&path.parse().unwrap()).unwrap();
+            assert_eq!(uri.to_string(), expected, "{upstream} + {path}");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! One test per line of the SPEC's table of status codes the gateway makes.
+
+use std::time::Duration;
+
+use http::Method;
+
+use crate::gateway::{Gateway, GatewayArgs, Setup, TempDir};
+use crate::upstream::Upstream;
+
+const REQUIRED: &str = r#"
+[[route]]
+methods = ["POST"]
+path = "/v1/charges"
+mode = "required"
+"#;
+
+#[tokio::test]
+async fn missing_key_on_a_required_route_is_400() {
+    let s = Setup::new(Some(REQUIRED), &[]).await;
+    let reply = s.gateway.post("/v1/charges").json("{}").send().await;
+    reply.assert_problem(400, "key-missing");
+    assert_eq!(s.upstream.executions(), 0);
+}
+
+#[tokio::test]
+async fn malformed_keys_are_400_even_on_optional_routes() {
+    let s = Setup::plain().await;
+    let long = "k".repeat(256);
+    let cases: Vec<Vec<&str>> = vec![
+        vec![""],
+        vec!["a b"],
+        vec!["\"unterminated"],
+        vec!["\"a\";param=1"],
+        vec!["a", "b"],
+        vec![&long],
+    ];
+    for keys in cases {
+        let mut call = s.gateway.post("/v1/anything").json("{}");
+        for key in &keys {
+            call = call.key(key);
+        }
+        let reply = call.send().await;
+        reply.assert_problem(400, "key-invalid");
+    }
+    // Non-ASCII bytes cannot be built with `key`; send them raw.
+    let reply = s
+        .gateway
+        .post("/v1/anything")
+        .header("idempotency-key", "caf\u{e9}")
+        .send()
+        .await;
+    reply.assert_problem(400, "key-invalid");
+    assert_eq!(
+        s.upstream.executions(),
+        0,
+        "no malformed request reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413() {
+    let s = Setup::new(None, &["--max-request-bytes", "1KiB"]).await;
+    let reply = s
+        .gateway
+        .post("/v1/charges")
+        .key("big")
+        .body(vec![b'a'; 2048])
+        .send()
+        .await;
+    reply.assert_problem(413, "body-too-large");
+    let reply = s
+        .gateway
+        .post("/v1/charges")
+        .key("small")
+        .body(vec![b'a'; 1024])
+        .send()
+        .await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(s.upstream.executions(), 1);
+}
+
+#[tokio::test]
+async fn same_key_different_payload_is_422() {
+    let s = Setup::plain().await;
+    let first = s
+        .gateway
+        .post("/v1/charges")
+        .key("k")
+        .json(r#"{"amount":100}"#)
+        .send()
+        .await;
+    assert_eq!(first.status, 201);
+    let second = s
+        .gateway
+        .post("/v1/charges")
+        .key("k")
+        .json(r#"{"amount":200}"#)
+        .send()
+        .await;
+    second.assert_problem(422, "key-reused");
+    assert!(
+        !second.text().contains("amount"),
+        "a problem never shows a stored record"
+    );
+    assert_eq!(s.upstream.executions(), 1);
+}
+
+#[tokio::test]
+async fn changed_payload_is_422_even_while_the_first_is_in_flight() {
+    let s = Setup::plain().await;
+    let gw = &s.gateway;
+    let slow = gw
+        .post("/v1/charges")
+        .key("k")
+        .header("x-delay-ms", "800")
+        .json(r#"{"a":1}"#);
+    let first = tokio::spawn(async move { slow.send().await });
+    s.upstream.wait_for_executions(1).await;
+    let changed = gw
+        .post("/v1/charges")
+        .key("k")
+        .header("x-delay-ms", "800")
+        .json(r#"{"a":2}"#)
+        .send()
+        .await;
+    changed.assert_problem(422, "key-reused");
+    assert_eq!(first.await.unwrap().status, 201);
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_is_409_with_retry_after() {
+    let s = Setup::new(None, &["--lease", "5s", "--upstream-timeout", "4s"]).await;
+    let slow = s
+        .gateway
+        .post("/v1/charges")
+        .key("k")
+        .header("x-delay-ms", "1000")
+        .json("{}");
+    let first = tokio::spawn(async move { slow.send().await });
+    s.upstream.wait_for_executions(1).await;
+    let dup = s
+        .gateway
+        .post("/v1/charges")
+        .key("k")
+        .header("x-delay-ms", "1000")
+        .json("{}")
+        .send()
+        .await;
+    dup.assert_problem(409, "in-flight");
+    let retry_after: u64 = dup.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        (1..=5).contains(&retry_after),
+        "Retry-After {retry_after} derives from the 5s lease"
+    );
+    assert!(dup.header("idempotency-expires").is_some());
+    assert_eq!(first.await.unwrap().status, 201);
+    assert_eq!(s.upstream.executions(), 1);
+}
+
+#[tokio::test]
+async fn store_unreachable_is_503_and_forwards_nothing() {
+    // A second gateway on the same embedded directory cannot open the store
+    // (the first holds its lock): its store is down.
+    let s = Setup::plain().await;
+    let data = s.dir.path().join("data");
+    let second = Gateway::start(GatewayArgs {
+        upstream: s.upstream.url(),
+        store: format!("embedded:{}", data.display()),
+        config: None,
+        extra: vec![],
+        dir: s.dir.path(),
+    });
+    let reply = second.post("/v1/charges").key("k").json("{}").send().await;
+    reply.assert_problem(503, "store-unavailable");
+    assert_eq!(
+        s.upstream.executions(),
+        0,
+        "nothing forwarded without a claim"
+    );
+    // Routes that are off keep flowing.
+    let reply = second.request(Method::GET, "/v1/charges").send().await;
+    assert_eq!(reply.status, 201);
+    assert_eq!(s.upstream.executions(), 1);
+}
+
+#[tokio::test]
+async fn upstream_unreachable_is_502_and_releases_the_key() {
+    // Reserve a port, then free it: nothing listens there.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dir = TempDir::new();
+    let gateway = Gateway::start(GatewayArgs {
+        upstream: format!("http://{addr}"),
+        store: format!("embedded:{}", dir.path().join("data").display()),
+        config: None,
+        extra: vec![],
+        dir: dir.path(),
+    });
+    let reply = gateway.post("/v1/charges").key("k").json("{}").send().await;
+    reply.assert_problem(502, "upstream-unreachable");
+    // Released: once the upstream is up, the same key executes.
+    let upstream = Upstream::start_on(addr).await;
+    let reply = gateway.post("/v1/charges").key("k").json("{}").send().await;
+    assert_eq!(reply.status, 201, "{}", reply.text());
+    assert_eq!(upstream.executions_of("k"), 1);
+}
+
+#[tokio::test]
+async fn upstream_timeout_is_504_and_the_key_stays_in_flight_until_the_lease_ends() {
+    let config = r#"
+upstream_timeout = "500ms"
+lease = "2s"
+"#;
+    let s = Setup::new(Some(config), &[]).await;
+    let slow = || {
+        s.gateway
+            .post("/v1/charges")
+            .key("k")
+            .header("x-delay-ms", "1500")
+            .json("{}")
+    };
+    let reply = slow().send().await;
+    reply.assert_problem(504, "upstream-timeout");
+    assert!(reply.header("retry-after").is_some());
+    // Inside the lease the outcome is unknown: no second execution.
+    let reply = slow().send().await;
+    reply.assert_problem(409, "in-flight");
+    assert_eq!(s.upstream.executions(), 1);
+    // After the lease, a retry executes afresh.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let fast = s
+        .gateway
+        .post("/v1/charges")
+        .key("k")
+        .header("x-delay-ms", "1500")
+        .json("{}");
+    let _ = fast.send().await;
+    assert_eq!(s.upstream.executions(), 2);
+}
