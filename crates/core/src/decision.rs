@@ -26,7 +26,10 @@ pub enum ClaimDecision<'a> {
         takeover: bool,
     },
     /// The key was used with a different request.
-    Mismatch,
+    Mismatch {
+        /// When the existing record expires.
+        expires_at: Timestamp,
+    },
     /// Another holder is executing the request.
     Busy {
         /// When that holder's lease ends.
@@ -54,7 +57,9 @@ pub fn decide_claim<'a>(
         return ClaimDecision::Execute { takeover: false };
     };
     if record.fingerprint != *fingerprint {
-        return ClaimDecision::Mismatch;
+        return ClaimDecision::Mismatch {
+            expires_at: record.expires_at,
+        };
     }
     match &record.state {
         RecordState::InFlight { lease_expires_at } if *lease_expires_at > now => {
@@ -196,7 +201,9 @@ mod tests {
                 "live lease, other payload",
                 Some(&live),
                 OTHER_FP,
-                ClaimDecision::Mismatch,
+                ClaimDecision::Mismatch {
+                    expires_at: ms(90_000),
+                },
             ),
             (
                 "lapsed lease",
@@ -208,7 +215,9 @@ mod tests {
                 "lapsed lease, other payload",
                 Some(&lapsed),
                 OTHER_FP,
-                ClaimDecision::Mismatch,
+                ClaimDecision::Mismatch {
+                    expires_at: ms(90_000),
+                },
             ),
             (
                 "completed",
@@ -223,7 +232,9 @@ mod tests {
                 "completed, other payload",
                 Some(&done),
                 OTHER_FP,
-                ClaimDecision::Mismatch,
+                ClaimDecision::Mismatch {
+                    expires_at: ms(90_000),
+                },
             ),
         ];
         for (name, record, fp, expected) in cases {

@@ -82,7 +82,11 @@ pub enum ClaimOutcome {
         takeover: bool,
     },
     /// The key was used with a different request.
-    Mismatch,
+    Mismatch {
+        /// When the existing record expires: the key is honoured (and
+        /// refused for other payloads) until then.
+        expires_at: Timestamp,
+    },
     /// Another holder is executing the request.
     Busy {
         /// When that holder's lease ends.

@@ -154,7 +154,11 @@ where
                 let request = Request::from_parts(parts, Either::Right(Full::new(body)));
                 return execute::execute(claim, inner, request).await;
             }
-            ClaimOutcome::Mismatch => return Problem::KeyReused.into_response(),
+            ClaimOutcome::Mismatch { expires_at } => {
+                let mut response = Problem::KeyReused.into_response();
+                set_expires(response.headers_mut(), expires_at);
+                return response;
+            }
             ClaimOutcome::Replay {
                 response,
                 expires_at,

@@ -70,7 +70,9 @@ pub async fn mismatch_while_in_flight<S: Store>(store: S) {
     let before = get(&store, id).await;
     assert_eq!(
         claim(&store, id, OTHER_FP, at(SECOND)).await,
-        ClaimOutcome::Mismatch,
+        ClaimOutcome::Mismatch {
+            expires_at: T0.plus(LEASE).plus(TTL)
+        },
         "another payload while in flight"
     );
     assert_eq!(get(&store, id).await, before, "a mismatch changes nothing");
@@ -84,7 +86,9 @@ pub async fn mismatch_after_lease_lapsed<S: Store>(store: S) {
     let before = get(&store, id).await;
     assert_eq!(
         claim(&store, id, OTHER_FP, at(LEASE + SECOND)).await,
-        ClaimOutcome::Mismatch,
+        ClaimOutcome::Mismatch {
+            expires_at: T0.plus(LEASE).plus(TTL)
+        },
         "another payload after the lease lapsed"
     );
     assert_eq!(
@@ -102,7 +106,9 @@ pub async fn mismatch_when_completed<S: Store>(store: S) {
     complete_ok(&store, id, fence, response(), at(SECOND)).await;
     assert_eq!(
         claim(&store, id, OTHER_FP, at(2 * SECOND)).await,
-        ClaimOutcome::Mismatch,
+        ClaimOutcome::Mismatch {
+            expires_at: at(SECOND).plus(TTL)
+        },
         "another payload against a completed record"
     );
     assert!(

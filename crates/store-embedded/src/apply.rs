@@ -42,7 +42,7 @@ pub(crate) fn claim(
                 takeover,
             }
         }
-        ClaimDecision::Mismatch => ClaimOutcome::Mismatch,
+        ClaimDecision::Mismatch { expires_at } => ClaimOutcome::Mismatch { expires_at },
         ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
         ClaimDecision::Replay {
             response,

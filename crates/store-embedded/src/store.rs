@@ -119,7 +119,7 @@ impl EmbeddedStore {
         let record = tables::read_record(&self.db, &request.id)?;
         let outcome = match decide_claim(record.as_ref(), &request.fingerprint, request.now) {
             ClaimDecision::Execute { .. } => return Ok(None),
-            ClaimDecision::Mismatch => ClaimOutcome::Mismatch,
+            ClaimDecision::Mismatch { expires_at } => ClaimOutcome::Mismatch { expires_at },
             ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
             ClaimDecision::Replay {
                 response,

@@ -84,7 +84,7 @@ impl MemoryStore {
                     takeover,
                 }
             }
-            ClaimDecision::Mismatch => ClaimOutcome::Mismatch,
+            ClaimDecision::Mismatch { expires_at } => ClaimOutcome::Mismatch { expires_at },
             ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
             ClaimDecision::Replay {
                 response,

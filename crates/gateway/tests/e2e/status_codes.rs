@@ -102,6 +102,11 @@ async fn same_key_different_payload_is_422() {
         !second.text().contains("amount"),
         "a problem never shows a stored record"
     );
+    assert_eq!(
+        second.header("idempotency-expires"),
+        first.header("idempotency-expires"),
+        "the key is honoured (and refused for other payloads) until the record expires"
+    );
     assert_eq!(s.upstream.executions(), 1);
 }
 
