@@ -164,6 +164,17 @@ impl RouteTable {
         RouteIndex(self.routes.iter().position(|r| r.matches(method, path)))
     }
 
+    /// Every route with its position, the default route included, so that
+    /// callers can prepare per-route state at start-up.
+    pub fn indexed(&self) -> impl Iterator<Item = (RouteIndex, &Route)> {
+        let configured = self
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (RouteIndex(Some(i)), r));
+        std::iter::once((RouteIndex(None), &self.default)).chain(configured)
+    }
+
     /// The route at a position returned by [`RouteTable::find`].
     pub fn get(&self, index: RouteIndex) -> &Route {
         index
@@ -190,6 +201,15 @@ impl RouteTable {
 /// none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteIndex(Option<usize>);
+
+impl RouteIndex {
+    /// A dense number for the route: 0 for the default route, then 1, 2, …
+    /// in configuration order. Suitable as an index into a `Vec` built from
+    /// [`RouteTable::indexed`].
+    pub fn slot(self) -> usize {
+        self.0.map_or(0, |i| i + 1)
+    }
+}
 
 #[cfg(test)]
 mod tests {

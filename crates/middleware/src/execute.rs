@@ -19,14 +19,14 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody, StreamedFrame};
-use crate::config::IdempotencyConfig;
+use crate::prepared::Prepared;
 use crate::problem::Problem;
 use crate::replay::{set_expires, to_stored};
 use crate::upstream::was_not_reached;
 
 /// A claim held by this request.
 pub(crate) struct Claim {
-    pub(crate) config: Arc<IdempotencyConfig>,
+    pub(crate) prepared: Arc<Prepared>,
     pub(crate) policy: Arc<RoutePolicy>,
     pub(crate) id: RecordId,
     pub(crate) fence: Fence,
@@ -111,7 +111,7 @@ async fn run<S, ReqBody, ResBody>(
             let stored = to_stored(
                 status,
                 &parts.headers,
-                &claim.config.never_stored_headers,
+                &claim.prepared.config.never_stored_headers,
                 StoredBody::Kept(bytes.clone()),
             );
             let expires_at = complete(&claim, stored).await;
@@ -122,7 +122,7 @@ async fn run<S, ReqBody, ResBody>(
             let stored = to_stored(
                 status,
                 &parts.headers,
-                &claim.config.never_stored_headers,
+                &claim.prepared.config.never_stored_headers,
                 StoredBody::NotKept,
             );
             let expires_at = complete(&claim, stored).await;
@@ -146,7 +146,12 @@ enum Outcome {
 /// stays in flight until its lease ends: a retry before then gets `409`
 /// instead of a second execution.
 fn unknown_outcome<B>(claim: &Claim, reply: Reply<B>, outcome: Outcome) {
-    let retry_after = claim.config.clock.now().until(claim.lease_expires_at);
+    let retry_after = claim
+        .prepared
+        .config
+        .clock
+        .now()
+        .until(claim.lease_expires_at);
     let problem = match outcome {
         Outcome::TimedOut => Problem::UpstreamTimeout { retry_after },
         Outcome::Failed => Problem::UpstreamFailed { retry_after },
@@ -167,11 +172,11 @@ async fn complete(claim: &Claim, response: idem_core::StoredResponse) -> Timesta
         id: claim.id,
         fence: claim.fence,
         response,
-        now: claim.config.clock.now(),
+        now: claim.prepared.config.clock.now(),
         ttl: claim.policy.ttl,
     };
     let expires_at = completion.expires_at();
-    match claim.config.store.complete(completion).await {
+    match claim.prepared.config.store.complete(completion).await {
         Ok(()) => {}
         Err(WriteError::Fenced(reason)) => {
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: completion refused");
@@ -184,7 +189,13 @@ async fn complete(claim: &Claim, response: idem_core::StoredResponse) -> Timesta
 }
 
 async fn release(claim: &Claim) {
-    match claim.config.store.release(claim.id, claim.fence).await {
+    match claim
+        .prepared
+        .config
+        .store
+        .release(claim.id, claim.fence)
+        .await
+    {
         Ok(()) => {}
         Err(WriteError::Fenced(reason)) => {
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: release refused");

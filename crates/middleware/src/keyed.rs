@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName};
+use http::header::HeaderName;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
 use http_body::Body;
@@ -19,17 +20,17 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody};
-use crate::config::IdempotencyConfig;
 use crate::execute::{self, Claim};
 use crate::extract;
 use crate::headers::{IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY};
+use crate::prepared::Prepared;
 use crate::problem::Problem;
 use crate::replay::{replay, set_expires};
 use crate::upstream::was_not_reached;
 
 /// A request that idempotency applies to.
 pub(crate) struct KeyedRequest<B> {
-    pub(crate) config: Arc<IdempotencyConfig>,
+    pub(crate) prepared: Arc<Prepared>,
     pub(crate) route: RouteIndex,
     /// The key, when it came from the request's head; `None` when it is in
     /// the body.
@@ -66,12 +67,14 @@ where
     ResBody::Error: Into<BoxError> + Send,
 {
     let KeyedRequest {
-        config,
-        route,
+        prepared,
+        route: index,
         key,
         request,
     } = keyed;
-    let route = config.routes.get(route);
+    let config = &prepared.config;
+    let headers = prepared.headers(index);
+    let route = config.routes.get(index);
     let policy = route.policy.clone();
     let (mut parts, body) = request.into_parts();
     let body = match read_body(body, &parts, config.global.max_request_bytes).await {
@@ -95,12 +98,12 @@ where
         },
     };
 
-    let principal_header = match &policy.principal {
-        idem_core::PrincipalSource::Header(name) => HeaderName::from_bytes(name.as_bytes()).ok(),
-    };
-    let principal = principal_header.and_then(|h| extract::principal(&parts.headers, &h));
+    let principal = headers
+        .principal
+        .as_ref()
+        .and_then(|h| extract::principal(&parts.headers, h));
     let id = RecordId::derive(Principal(principal.as_deref()), &route.id, &key);
-    let fingerprint = fingerprint(&parts, &policy, &body);
+    let fingerprint = fingerprint(&parts, &headers.fingerprint, &body);
 
     // The upstream sees the key in one canonical form, whatever form (or
     // source) the client used.
@@ -145,7 +148,7 @@ where
                     .headers
                     .insert(IDEMPOTENCY_FENCE, HeaderValue::from(fence.0));
                 let claim = Claim {
-                    config: config.clone(),
+                    prepared: prepared.clone(),
                     policy,
                     id,
                     fence,
@@ -235,12 +238,12 @@ fn key_from_body(
 
 /// The request's fingerprint: method, path, query, configured headers and
 /// body (canonical if it is JSON).
-fn fingerprint(parts: &Parts, policy: &RoutePolicy, body: &[u8]) -> idem_core::Fingerprint {
+fn fingerprint(parts: &Parts, names: &[HeaderName], body: &[u8]) -> idem_core::Fingerprint {
     let uri = &parts.uri;
     let mut builder = FingerprintBuilder::new(parts.method.as_str(), uri.path(), uri.query());
-    for name in &policy.fingerprint_headers {
-        let values = parts.headers.get_all(name.as_str()).iter();
-        builder.header(name, values.map(|v| v.as_bytes()));
+    for name in names {
+        let values = parts.headers.get_all(name).iter();
+        builder.header(name.as_str(), values.map(|v| v.as_bytes()));
     }
     let is_json = parts
         .headers

@@ -5,19 +5,20 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::config::IdempotencyConfig;
+use crate::prepared::Prepared;
 use crate::service::Idempotency;
 
 /// Wraps services in [`Idempotency`].
 #[derive(Clone)]
 pub struct IdempotencyLayer {
-    config: Arc<IdempotencyConfig>,
+    prepared: Arc<Prepared>,
 }
 
 impl IdempotencyLayer {
     /// A layer with this configuration.
     pub fn new(config: IdempotencyConfig) -> Self {
         Self {
-            config: Arc::new(config),
+            prepared: Arc::new(Prepared::new(config)),
         }
     }
 }
@@ -26,6 +27,6 @@ impl<S> Layer<S> for IdempotencyLayer {
     type Service = Idempotency<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Idempotency::new(inner, self.config.clone())
+        Idempotency::new(inner, self.prepared.clone())
     }
 }

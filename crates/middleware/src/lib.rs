@@ -22,6 +22,7 @@ mod future;
 mod headers;
 mod keyed;
 mod layer;
+mod prepared;
 mod problem;
 mod replay;
 mod service;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::HeaderName;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Either;
@@ -14,11 +13,11 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody};
-use crate::config::IdempotencyConfig;
 use crate::extract;
 use crate::future::ResponseFuture;
 use crate::headers::IDEMPOTENCY_FENCE;
 use crate::keyed::{self, KeyedRequest};
+use crate::prepared::Prepared;
 use crate::problem::Problem;
 
 /// Middleware that makes the wrapped service's non-idempotent requests
@@ -26,12 +25,12 @@ use crate::problem::Problem;
 #[derive(Clone)]
 pub struct Idempotency<S> {
     inner: S,
-    config: Arc<IdempotencyConfig>,
+    prepared: Arc<Prepared>,
 }
 
 impl<S> Idempotency<S> {
-    pub(crate) fn new(inner: S, config: Arc<IdempotencyConfig>) -> Self {
-        Self { inner, config }
+    pub(crate) fn new(inner: S, prepared: Arc<Prepared>) -> Self {
+        Self { inner, prepared }
     }
 }
 
@@ -46,23 +45,24 @@ impl<S> Idempotency<S> {
     fn plan<B>(&self, req: &Request<B>) -> (Plan, idem_core::RouteIndex) {
         let method = req.method().as_str();
         let path = req.uri().path();
-        let index = self.config.routes.find(method, path);
-        let route = self.config.routes.get(index);
+        let config = &self.prepared.config;
+        let index = config.routes.find(method, path);
+        let route = config.routes.get(index);
         let policy = &route.policy;
         let mode = policy.mode_for(method);
         if mode == Mode::Off {
             return (Plan::PassThrough, index);
         }
-        let max_len = self.config.global.max_key_length;
+        let max_len = config.global.max_key_length;
         let found = match &policy.key {
-            KeySource::Header(name) => {
-                // Header names in policies are validated lowercase at
-                // configuration time; an invalid one can match no request.
-                let Ok(header) = HeaderName::from_bytes(name.as_bytes()) else {
+            KeySource::Header(_) => {
+                // A name that is not a valid header name can match no
+                // request.
+                let Some(header) = &self.prepared.headers(index).key else {
                     return (Plan::PassThrough, index);
                 };
                 let draft = policy.key.is_idempotency_key_header();
-                extract::key_from_header(req.headers(), &header, draft, max_len)
+                extract::key_from_header(req.headers(), header, draft, max_len)
             }
             KeySource::Path(param) => match route.path.capture(path, param) {
                 Some(value) => IdempotencyKey::from_derived(value, max_len).map(Some),
@@ -123,7 +123,7 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let request = KeyedRequest {
-                    config: self.config.clone(),
+                    prepared: self.prepared.clone(),
                     route,
                     key,
                     request: req,

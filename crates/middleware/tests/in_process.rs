@@ -1,0 +1,249 @@
+//! The middleware used in-process, as a Rust service would: wrapped around
+//! a tower service, on the memory store, with a clock the test controls.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use idem_core::{OnConcurrent, RoutePolicy, RouteTable, Timestamp};
+use idem_middleware::{
+    BoxError, Clock, IdempotencyConfig, IdempotencyLayer, RequestBody, UpstreamNotReached,
+};
+use idem_store_memory::MemoryStore;
+use tower::{Service, ServiceExt, service_fn};
+use tower_layer::Layer;
+
+/// A clock that moves only when the test says so.
+#[derive(Default)]
+struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(1_700_000_000_000 + self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// How the test service behaves.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Answer,
+    Hang,
+    Unreachable,
+}
+
+struct Harness {
+    clock: Arc<ManualClock>,
+    calls: Arc<AtomicUsize>,
+    fences: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+type Body = RequestBody<Full<Bytes>>;
+type Reply = Response<idem_middleware::ResponseBody<Full<Bytes>>>;
+
+/// The wrapped service, as the tests use it.
+trait TestService:
+    Service<Request<Full<Bytes>>, Response = Reply, Error = BoxError, Future: Send>
+    + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> TestService for S where
+    S: Service<Request<Full<Bytes>>, Response = Reply, Error = BoxError, Future: Send>
+        + Clone
+        + Send
+        + 'static
+{
+}
+
+fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestService) {
+    let clock = Arc::new(ManualClock::default());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let fences = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, f) = (calls.clone(), fences.clone());
+    let inner = service_fn(move |req: Request<Body>| {
+        let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(fence) = req.headers().get("idempotency-fence") {
+            f.lock()
+                .unwrap()
+                .push(fence.to_str().unwrap().parse().unwrap());
+        }
+        async move {
+            match behaviour {
+                Behaviour::Answer => {}
+                Behaviour::Hang => std::future::pending::<()>().await,
+                Behaviour::Unreachable => {
+                    return Err(BoxError::from(UpstreamNotReached::new(
+                        "connection refused",
+                    )));
+                }
+            }
+            let body = Full::new(Bytes::from(format!("execution {n}")));
+            Ok::<_, BoxError>(Response::builder().status(201).body(body).unwrap())
+        }
+    });
+    let routes = RouteTable::new(vec![], Arc::new(policy));
+    let mut config = IdempotencyConfig::new(Arc::new(MemoryStore::new()), routes);
+    config.clock = clock.clone();
+    let service = IdempotencyLayer::new(config).layer(inner);
+    (
+        Harness {
+            clock,
+            calls,
+            fences,
+        },
+        service,
+    )
+}
+
+fn post(key: &str) -> Request<Full<Bytes>> {
+    Request::post("/v1/charges")
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(b"{\"amount\":1}")))
+        .unwrap()
+}
+
+async fn send(
+    service: &impl TestService,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    let response = service.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.unwrap().to_bytes(),
+    )
+}
+
+#[tokio::test]
+async fn a_retry_is_replayed_in_process() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Answer);
+    let (status, _, first) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, headers, again) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(first, again);
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_lease_is_taken_over_with_a_larger_fence() {
+    let policy = RoutePolicy {
+        upstream_timeout: Duration::from_secs(1),
+        lease: Duration::from_secs(2),
+        ..RoutePolicy::default()
+    };
+    let (h, service) = harness(policy, Behaviour::Hang);
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let (status, headers, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(headers["retry-after"], "2");
+    assert_eq!(
+        h.calls.load(Ordering::SeqCst),
+        1,
+        "no second execution inside the lease"
+    );
+
+    h.clock.advance(Duration::from_millis(2_001));
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(
+        status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "the takeover executed (and hung again)"
+    );
+    assert_eq!(h.calls.load(Ordering::SeqCst), 2);
+    let fences = h.fences.lock().unwrap().clone();
+    assert!(fences[1] > fences[0], "fences {fences:?} grow on takeover");
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_duplicates_end_in_409_after_the_bound() {
+    let policy = RoutePolicy {
+        on_concurrent: OnConcurrent::Wait,
+        wait_timeout: Duration::from_secs(3),
+        upstream_timeout: Duration::from_secs(20),
+        lease: Duration::from_secs(30),
+        ..RoutePolicy::default()
+    };
+    let (h, service) = harness(policy, Behaviour::Hang);
+    let first = tokio::spawn({
+        let service = service.clone();
+        async move { send(&service, post("k")).await }
+    });
+    while h.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    let started = tokio::time::Instant::now();
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+    first.abort();
+}
+
+#[tokio::test]
+async fn an_unreachable_service_releases_the_key() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Unreachable);
+    for _ in 0..2 {
+        let (status, headers, _) = send(&service, post("k")).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY);
+        assert_eq!(headers["content-type"], "application/problem+json");
+    }
+    assert_eq!(
+        h.calls.load(Ordering::SeqCst),
+        2,
+        "released, so the retry was tried again"
+    );
+}
+
+#[tokio::test]
+async fn requests_without_keys_and_safe_methods_pass_through() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Answer);
+    let no_key = || {
+        Request::post("/v1/charges")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    send(&service, no_key()).await;
+    send(&service, no_key()).await;
+    let get = || {
+        Request::get("/v1/charges")
+            .header("idempotency-key", "k")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    send(&service, get()).await;
+    send(&service, get()).await;
+    assert_eq!(h.calls.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn errors_stay_infallible_for_infallible_services() {
+    // The layer keeps the inner service's error type: wrapping a service
+    // that cannot fail yields one that cannot fail either.
+    fn assert_infallible<S: Service<Request<Full<Bytes>>, Error = Infallible>>(_: &S) {}
+    let inner = service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+    });
+    let routes = RouteTable::new(vec![], Arc::new(RoutePolicy::default()));
+    let config = IdempotencyConfig::new(Arc::new(MemoryStore::new()), routes);
+    assert_infallible(&IdempotencyLayer::new(config).layer(inner));
+}
