@@ -6,6 +6,7 @@ mod upstream;
 
 mod concurrency;
 mod crash;
+mod demo;
 mod derived_keys;
 mod request_path;
 mod startup;
