@@ -244,3 +244,22 @@ lease = "2s"
     let _ = fast.send().await;
     assert_eq!(s.upstream.executions(), 2);
 }
+
+#[tokio::test]
+async fn pass_through_on_store_error_is_an_explicit_opt_out() {
+    let s = Setup::plain().await;
+    let data = s.dir.path().join("data");
+    let second = Gateway::start(GatewayArgs {
+        upstream: s.upstream.url(),
+        store: format!("embedded:{}", data.display()),
+        config: None,
+        extra: vec!["--on-store-error".into(), "pass-through".into()],
+        dir: s.dir.path(),
+    });
+    for _ in 0..2 {
+        let reply = second.post("/v1/charges").key("k").json("{}").send().await;
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        assert!(!reply.is_replay(), "no record, so no replay");
+    }
+    assert_eq!(s.upstream.executions(), 2, "unprotected: each request executes");
+}
