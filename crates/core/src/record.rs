@@ -5,10 +5,10 @@ use bytes::Bytes;
 use crate::fingerprint::Fingerprint;
 use crate::time::Timestamp;
 
-/// A fencing token. Every claim and every takeover of a record gets a larger
-/// one than any given out before by the same store, so a holder whose lease
-/// was taken over (or whose record was released and claimed again) can be
-/// told apart from the current holder and refused.
+/// A fencing token. Every claim and every takeover of a record id gets a
+/// larger one than any given out before for that id by the same store, so a
+/// holder whose lease was taken over (or whose record was released and
+/// claimed again) can be told apart from the current holder and refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Fence(pub u64);
 

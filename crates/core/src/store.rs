@@ -10,9 +10,11 @@
 //!   promises (the embedded store: on disk, fsynced). A claim is acknowledged
 //!   only once it would survive a crash, so a request is never forwarded on a
 //!   claim that could be lost.
-//! - Fences come from a store-wide counter that only grows, so a record that
-//!   is released and claimed again still gets a larger fence than any earlier
-//!   holder had.
+//! - Fences of one record id only grow, across takeovers and across
+//!   release, delete, purge and expiry: a record that is claimed again gets
+//!   a larger fence than any earlier holder of that id had. (The memory,
+//!   embedded and PostgreSQL stores use one store-wide counter; Redis keeps
+//!   a counter per bucket of ids, see its docs.)
 //! - Expired records are treated as absent by every operation, whether or
 //!   not a sweeper has deleted them yet.
 //!
@@ -177,4 +179,35 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
         limit: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Lists up to `limit` in-flight records, ordered by record id, starting
+    /// just after `after` (`None`: from the first). For operators, who page
+    /// through the records that are executing or whose outcome is unknown.
+    ///
+    /// Like [`Store::get`], it lists records whatever their lease or expiry
+    /// says (a record whose lease ran out after an upstream timeout is
+    /// exactly what an operator looks for); callers compare the times with
+    /// their own clock. Completed records are never listed.
+    ///
+    /// A listing is read-only and must not hold up claims: where the backend
+    /// has read snapshots it reads one. It is not a snapshot across pages:
+    /// a record claimed, completed or released between two calls may or may
+    /// not appear. The next page starts after the last id of this one; a
+    /// page shorter than `limit` is the last.
+    ///
+    /// The default body exists only so that backends written before this
+    /// operation keep compiling; it reports the store as unable to list, and
+    /// the conformance suite fails it.
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        let _ = (after, limit);
+        Box::pin(async {
+            Err(StoreError::Unavailable(
+                "listing is not supported by this store".into(),
+            ))
+        })
+    }
 }

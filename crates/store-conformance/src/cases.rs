@@ -641,3 +641,72 @@ pub async fn get_and_delete<S: Store>(store: S) {
     let third = claim_executes(&store, id, at(3 * SECOND), false).await;
     assert!(third > second, "a fresh claim after delete");
 }
+
+/// `list_in_flight` lists in-flight records only, ordered by record id,
+/// `limit` at a time, each page starting after the `after` id; completed
+/// and released records are never listed. (It takes no `now`: a lapsed
+/// lease is listed like a live one, and the caller tells them apart.)
+pub async fn list_in_flight_pages_by_record_id<S: Store>(store: S) {
+    let list = |after: Option<RecordId>, limit: usize| {
+        let store = &store;
+        async move {
+            match store.list_in_flight(after, limit).await {
+                Ok(page) => page,
+                Err(e) => panic!("list_in_flight({after:?}, {limit}) failed: {e}"),
+            }
+        }
+    };
+    assert!(
+        list(None, 10).await.is_empty(),
+        "an empty store lists nothing"
+    );
+
+    // Seven records claimed in an order unrelated to their ids: two are
+    // completed and one released, so four stay in flight.
+    let ids: Vec<RecordId> = (0..7).map(|n| id(21, 6 - n)).collect();
+    let mut fences = Vec::new();
+    for (n, record) in ids.iter().enumerate() {
+        fences.push(claim_executes(&store, *record, at(SECOND * n as u32), false).await);
+    }
+    complete_ok(&store, ids[1], fences[1], response(), at(10 * SECOND)).await;
+    complete_ok(&store, ids[4], fences[4], response(), at(10 * SECOND)).await;
+    if let Err(e) = store.release(ids[5], fences[5]).await {
+        panic!("release of {:?} failed: {e}", ids[5]);
+    }
+    let mut expected: Vec<RecordId> = [0, 2, 3, 6].iter().map(|&n| ids[n]).collect();
+    expected.sort();
+
+    let all = list(None, 100).await;
+    let listed: Vec<RecordId> = all.iter().map(|(id, _)| *id).collect();
+    assert_eq!(listed, expected, "every in-flight record, by record id");
+    for (id, record) in &all {
+        assert_eq!(
+            Some(record),
+            get(&store, *id).await.as_ref(),
+            "the listed record of {id:?} is the stored one"
+        );
+    }
+
+    // Pages of 3: the first is full, the second holds the rest.
+    let first = list(None, 3).await;
+    assert_eq!(first.len(), 3, "a full first page");
+    let after = first.last().map(|(id, _)| *id);
+    let second = list(after, 3).await;
+    let paged: Vec<RecordId> = first.iter().chain(&second).map(|(id, _)| *id).collect();
+    assert_eq!(paged, expected, "two pages list each record once, in order");
+    assert!(
+        list(expected.last().copied(), 3).await.is_empty(),
+        "nothing after the last id"
+    );
+    assert!(list(None, 0).await.is_empty(), "a limit of 0 lists nothing");
+
+    // `after` need not be a listed id: a completed record's id works too.
+    let from_completed: Vec<RecordId> = list(Some(ids[4]), 100)
+        .await
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    let expected_after: Vec<RecordId> =
+        expected.iter().copied().filter(|id| *id > ids[4]).collect();
+    assert_eq!(from_completed, expected_after, "a page after any id");
+}

@@ -45,10 +45,10 @@ pub use cases::{
     complete_then_claim_replays, complete_twice_is_already_completed,
     completed_expires_ttl_after_completion, expired_records_are_absent_to_claim,
     fences_grow_across_release_delete_and_purge, get_and_delete, lapsed_holder_may_still_complete,
-    lapsed_lease_is_taken_over, mismatch_after_lease_lapsed, mismatch_when_completed,
-    mismatch_while_in_flight, not_kept_body_round_trips, purge_deletes_only_expired,
-    purge_respects_limit, release_deletes_and_next_claim_executes, second_claim_is_busy,
-    stale_holder_cannot_write_after_takeover,
+    lapsed_lease_is_taken_over, list_in_flight_pages_by_record_id, mismatch_after_lease_lapsed,
+    mismatch_when_completed, mismatch_while_in_flight, not_kept_body_round_trips,
+    purge_deletes_only_expired, purge_respects_limit, release_deletes_and_next_claim_executes,
+    second_claim_is_busy, stale_holder_cannot_write_after_takeover,
 };
 pub use races::{
     concurrent_claims_on_many_keys, concurrent_claims_on_one_key,

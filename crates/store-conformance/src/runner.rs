@@ -73,6 +73,7 @@ fn all_cases<S: Store>() -> Vec<(&'static str, Case<S>)> {
         cases::purge_deletes_only_expired,
         cases::purge_respects_limit,
         cases::get_and_delete,
+        cases::list_in_flight_pages_by_record_id,
         races::concurrent_claims_on_one_key,
         races::concurrent_claims_on_many_keys,
         races::concurrent_complete_stale_vs_current,

@@ -73,6 +73,14 @@ pub(crate) struct TooLarge {
     len: usize,
 }
 
+/// Whether an encoded value is certainly a completed record, read from its
+/// first two bytes without decoding the rest, so that a listing of records
+/// in flight skips stored responses without copying them. Anything else
+/// (in flight, another version, too short) must be decoded to be known.
+pub(crate) fn is_completed(bytes: &[u8]) -> bool {
+    matches!(bytes, [VERSION, STATE_COMPLETED, ..])
+}
+
 /// Encodes a record in the current format version.
 pub(crate) fn encode(record: &Record) -> Result<Vec<u8>, TooLarge> {
     let mut out = Vec::with_capacity(encoded_len_hint(record));
@@ -326,6 +334,19 @@ mod tests {
         for record in samples() {
             let bytes = encode(&record).expect("encodes");
             assert_eq!(decode(&bytes).expect("decodes"), record);
+        }
+    }
+
+    #[test]
+    fn completed_records_are_told_by_their_first_bytes() {
+        for record in samples() {
+            let bytes = encode(&record).expect("encodes");
+            let completed = matches!(record.state, RecordState::Completed { .. });
+            assert_eq!(is_completed(&bytes), completed, "{record:?}");
+        }
+        // Too short, or another version: only decoding can tell.
+        for bytes in [&[][..], &[1][..], &[2, 1][..]] {
+            assert!(!is_completed(bytes), "{bytes:?}");
         }
     }
 

@@ -29,7 +29,8 @@
 //!
 //! # Reads
 //!
-//! `get` reads in its own read transaction, without the writer. So does
+//! `get` and `list_in_flight` read in their own read transactions, without
+//! the writer. So does
 //! the first step of `claim`: when the answer writes nothing (mismatch,
 //! busy, replay), it is given from that snapshot; only a claim that would
 //! execute goes to the writer, which decides it again. Why that is safe is

@@ -204,6 +204,16 @@ impl Store for EmbeddedStore {
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(self.purge(now, limit))
     }
+
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        // Like `get`: a read transaction on the caller's thread, without
+        // the writer.
+        Box::pin(async move { tables::list_in_flight(&self.db, after.as_ref(), limit) })
+    }
 }
 
 impl Drop for EmbeddedStore {

@@ -26,7 +26,7 @@
 
 use std::path::Path;
 
-use idem_core::{Fence, Record, RecordId, StoreError, Timestamp};
+use idem_core::{Fence, Record, RecordId, RecordState, StoreError, Timestamp};
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
     WriteTransaction,
@@ -107,6 +107,49 @@ pub(crate) fn read_record(db: &Database, id: &RecordId) -> Result<Option<Record>
         .get(id.as_bytes())
         .map_err(|e| unavailable(e.into()))?;
     value.map(|v| decode(id, v.value())).transpose()
+}
+
+/// Up to `limit` in-flight records with ids after `after`, in id order, in
+/// one read transaction: a consistent snapshot that never waits for (or
+/// holds up) the writer.
+///
+/// Records are keyed by id, so this walks the id range from `after`,
+/// skipping completed records by their state byte without decoding them.
+/// There is no index of in-flight records, so a page costs a scan of the
+/// completed records between its first and last entry; that keeps the
+/// on-disk layout unchanged, at a cost only an operator's listing pays.
+pub(crate) fn list_in_flight(
+    db: &Database,
+    after: Option<&RecordId>,
+    limit: usize,
+) -> Result<Vec<(RecordId, Record)>, StoreError> {
+    let unavailable = |e: BatchError| StoreError::Unavailable(Box::new(e));
+    let txn = db.begin_read().map_err(|e| unavailable(e.into()))?;
+    let records = txn.open_table(RECORDS).map_err(|e| unavailable(e.into()))?;
+    let range = match after {
+        Some(after) => records.range::<&[u8; 32]>((
+            std::ops::Bound::Excluded(after.as_bytes()),
+            std::ops::Bound::Unbounded,
+        )),
+        None => records.range::<&[u8; 32]>(..),
+    }
+    .map_err(|e| unavailable(e.into()))?;
+    let mut found = Vec::new();
+    for entry in range {
+        if found.len() >= limit {
+            break;
+        }
+        let (key, value) = entry.map_err(|e| unavailable(e.into()))?;
+        if codec::is_completed(value.value()) {
+            continue;
+        }
+        let id = RecordId::from_bytes(*key.value());
+        let record = decode(&id, value.value())?;
+        if matches!(record.state, RecordState::InFlight { .. }) {
+            found.push((id, record));
+        }
+    }
+    Ok(found)
 }
 
 fn decode(id: &RecordId, bytes: &[u8]) -> Result<Record, StoreError> {

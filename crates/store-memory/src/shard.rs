@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use idem_core::{Record, RecordId, Timestamp};
+use idem_core::{Record, RecordId, RecordState, Timestamp};
 
 /// The records of one shard. Every write goes through [`Shard::put`] or
 /// [`Shard::remove`], which update the map and the expiry index together,
@@ -44,6 +44,18 @@ impl Shard {
             }
             None => false,
         }
+    }
+
+    /// The in-flight records whose id is after `after`, in no particular
+    /// order (the caller merges the shards and sorts).
+    pub(crate) fn in_flight_after(&self, after: Option<&RecordId>) -> Vec<(RecordId, Record)> {
+        self.records
+            .iter()
+            .filter(|(id, r)| {
+                matches!(r.state, RecordState::InFlight { .. }) && after.is_none_or(|a| *id > a)
+            })
+            .map(|(id, r)| (*id, r.clone()))
+            .collect()
     }
 
     /// Removes up to `limit` records that expired at or before `now`,

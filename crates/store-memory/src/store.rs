@@ -3,10 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::BytesMut;
 use idem_core::{
     BoxFuture, ClaimDecision, ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection,
-    Record, RecordId, RecordState, Store, StoreError, Timestamp, WriteError, check_fence,
-    decide_claim,
+    Record, RecordId, RecordState, Store, StoreError, StoredBody, StoredResponse, Timestamp,
+    WriteError, check_fence, decide_claim,
 };
 
 use crate::shard::Shard;
@@ -113,7 +114,7 @@ impl MemoryStore {
             expires_at,
             state: RecordState::Completed {
                 completed_at: completion.now,
-                response: completion.response,
+                response: compact(completion.response),
             },
         };
         shard.put(completion.id, record);
@@ -151,6 +152,29 @@ impl MemoryStore {
         }
         Ok(purged)
     }
+
+    fn list_in_flight_now(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> Result<Vec<(RecordId, Record)>, StoreError> {
+        // One shard at a time, like a purge, so claims on other shards go on.
+        // Each shard contributes at most its `limit` smallest ids, so the
+        // memory held is bounded by shards × limit however many records are
+        // in flight. The cost is a scan of every record: an operator's
+        // listing is rare, and the reference store keeps no second index
+        // for it.
+        let mut found = Vec::new();
+        for shard in self.shards.iter() {
+            let mut page = lock(shard)?.in_flight_after(after.as_ref());
+            page.sort_unstable_by_key(|(id, _)| *id);
+            page.truncate(limit);
+            found.append(&mut page);
+        }
+        found.sort_unstable_by_key(|(id, _)| *id);
+        found.truncate(limit);
+        Ok(found)
+    }
 }
 
 impl Default for MemoryStore {
@@ -165,6 +189,43 @@ impl std::fmt::Debug for MemoryStore {
             .field("shards", &self.shards.len())
             .field("last_fence", &self.last_fence.load(Ordering::Relaxed))
             .finish_non_exhaustive()
+    }
+}
+
+/// Copies a response's header values and body into one allocation of
+/// exactly their size.
+///
+/// The bytes a caller hands over are often slices of a larger buffer (hyper
+/// reads a response into buffers of several KiB, and a `Bytes` slice keeps
+/// its whole buffer alive). A store that keeps responses in memory for a
+/// day must not keep those buffers with them.
+fn compact(response: StoredResponse) -> StoredResponse {
+    let body_len = match &response.body {
+        StoredBody::Kept(body) => body.len(),
+        StoredBody::NotKept => 0,
+    };
+    let values_len: usize = response.headers.iter().map(|(_, v)| v.len()).sum();
+    let mut buffer = BytesMut::with_capacity(values_len + body_len);
+    for (_, value) in &response.headers {
+        buffer.extend_from_slice(value);
+    }
+    if let StoredBody::Kept(body) = &response.body {
+        buffer.extend_from_slice(body);
+    }
+    let mut packed = buffer.freeze();
+    let headers = response
+        .headers
+        .into_iter()
+        .map(|(name, value)| (name, packed.split_to(value.len())))
+        .collect();
+    let body = match response.body {
+        StoredBody::Kept(_) => StoredBody::Kept(packed),
+        StoredBody::NotKept => StoredBody::NotKept,
+    };
+    StoredResponse {
+        status: response.status,
+        headers,
+        body,
     }
 }
 
@@ -212,5 +273,13 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move { self.purge_now(now, limit) })
+    }
+
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        Box::pin(async move { self.list_in_flight_now(after, limit) })
     }
 }
