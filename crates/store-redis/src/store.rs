@@ -1,0 +1,368 @@
+//! `RedisStore`: the `Store` trait on Redis or Redis Cluster, one script per
+//! operation.
+
+use std::fmt;
+
+use idem_core::{
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection, Record, RecordId,
+    Store, StoreError, Timestamp, WriteError,
+};
+
+use crate::codec::{self, decode_record, decode_response, encode_body, encode_headers};
+use crate::conn::Connection;
+use crate::error::{ConnectError, Failure};
+use crate::keys::{KeySpace, RecordKeys, check_prefix, fence_counter};
+use crate::options::RedisOptions;
+use crate::reply::{self, Reply};
+use crate::scripts::{self, CLAIM, COMPLETE, DELETE, RELEASE};
+use crate::url;
+
+/// The longest native TTL set on a record: 100 years. A longer (or
+/// saturated, "forever") TTL is still honoured logically through the
+/// record's `expires_at`; Redis just keeps the key that long.
+const MAX_NATIVE_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/// Index entries whose record expired more than this long before a claim's
+/// `now` are dropped by that claim (a few at a time): native TTL has removed
+/// the records, and no sweeper may be running to clean up after it.
+const INDEX_GRACE_MS: u64 = 60 * 60 * 1000;
+
+/// An idempotency store on Redis (`redis://HOST:PORT/DB`) or Redis Cluster
+/// (`redis+cluster://H1:P1,H2:P2`). See the crate docs for the design.
+pub struct RedisStore {
+    pub(crate) conn: Connection,
+    pub(crate) keys: KeySpace,
+    options: RedisOptions,
+}
+
+impl RedisStore {
+    /// Sets up a store for `url` without contacting Redis.
+    ///
+    /// Connecting is lazy: the first operation connects, and a Redis that
+    /// is down makes operations fail with `Unavailable` (within
+    /// `operation_timeout`) until it is back, when they recover by
+    /// themselves. So this fails only on input it cannot use: a URL that is
+    /// not `redis://` or `redis+cluster://`, a prefix with a brace, or a
+    /// call outside a Tokio runtime (the client spawns its connection tasks
+    /// on the current runtime).
+    pub fn connect(url: &str, options: RedisOptions) -> Result<Self, ConnectError> {
+        check_prefix(&options.prefix).map_err(|e| ConnectError::InvalidOptions(e.to_owned()))?;
+        if options.operation_timeout.is_zero() || options.connect_timeout.is_zero() {
+            return Err(ConnectError::InvalidOptions(
+                "timeouts must be longer than zero".to_owned(),
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConnectError::InvalidOptions(
+                "a Redis store must be set up inside a Tokio runtime".to_owned(),
+            ));
+        }
+        let target = url::parse(url)?;
+        let conn = Connection::open(target, &options)?;
+        Ok(Self {
+            conn,
+            keys: KeySpace::new(options.prefix.clone()),
+            options,
+        })
+    }
+
+    /// Checks that Redis answers (`PING`), within the operation timeout.
+    /// For readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let deadline = self.conn.deadline();
+        self.conn.query(&redis::cmd("PING"), deadline).await?;
+        Ok(())
+    }
+
+    /// Whether the store runs on Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
+    }
+
+    /// The options the store was set up with.
+    pub fn options(&self) -> &RedisOptions {
+        &self.options
+    }
+
+    async fn claim_now(&self, request: ClaimRequest) -> Result<ClaimOutcome, Failure> {
+        let keys = self.keys.record(&request.id);
+        let now = request.now.as_millis();
+        let lease_expires_at = request.lease_expires_at();
+        let expires_at = request.in_flight_expires_at();
+        let numbers = [
+            now,
+            lease_expires_at.as_millis(),
+            expires_at.as_millis(),
+            native_ttl(request.now, expires_at),
+            now.saturating_sub(INDEX_GRACE_MS),
+        ]
+        .map(|n| n.to_string());
+        let args: [&[u8]; 7] = [
+            request.fingerprint.as_bytes(),
+            numbers[0].as_bytes(),
+            numbers[1].as_bytes(),
+            numbers[2].as_bytes(),
+            numbers[3].as_bytes(),
+            keys.member.as_bytes(),
+            numbers[4].as_bytes(),
+        ];
+        let deadline = self.conn.deadline();
+        let script_keys = [
+            keys.record.as_str(),
+            keys.fence.as_str(),
+            keys.expiry.as_str(),
+            keys.in_flight.as_str(),
+        ];
+        let value = scripts::eval(&self.conn, &CLAIM, &script_keys, &args, deadline).await?;
+        let reply = Reply::parse(value)?;
+        match reply.tag.as_slice() {
+            b"claimed" => {
+                let fence = codec::parse_fence(reply.bytes(0)?, keys.bucket)?;
+                let takeover = reply.int(1)? == 1;
+                if let Err(e) = self.wait_for_replicas(&keys.record).await {
+                    // Not replicated: the claim may not survive a failover,
+                    // so the request must not be forwarded on it. Give it
+                    // back, so that a retry is not refused until the lease
+                    // ends; if that fails too, the lease runs out.
+                    let _ = self.release_unreplicated(&keys, fence).await;
+                    return Err(e);
+                }
+                Ok(ClaimOutcome::Claimed {
+                    fence,
+                    lease_expires_at,
+                    takeover,
+                })
+            }
+            b"mismatch" => Ok(ClaimOutcome::Mismatch {
+                expires_at: codec::parse_time(reply.bytes(0)?, "expires_at")?,
+            }),
+            b"busy" => Ok(ClaimOutcome::Busy {
+                lease_expires_at: codec::parse_time(reply.bytes(0)?, "lease_expires_at")?,
+            }),
+            b"replay" => Ok(ClaimOutcome::Replay {
+                expires_at: codec::parse_time(reply.bytes(0)?, "expires_at")?,
+                response: decode_response(
+                    reply.bytes(1)?,
+                    reply.bytes(2)?,
+                    reply.bytes(3)?,
+                    reply.bytes(4)?,
+                )?,
+            }),
+            _ => Err(other_reply(&reply)),
+        }
+    }
+
+    async fn complete_now(&self, completion: Completion) -> Result<(), WriteError> {
+        let keys = self.keys.record(&completion.id);
+        let expires_at = completion.expires_at();
+        let (kept, body) = encode_body(&completion.response.body);
+        let counter = counter_arg(completion.fence, keys.bucket);
+        let numbers = [
+            completion.now.as_millis(),
+            expires_at.as_millis(),
+            native_ttl(completion.now, expires_at),
+            u64::from(completion.response.status),
+        ]
+        .map(|n| n.to_string());
+        let headers = encode_headers(&completion.response.headers);
+        let args: [&[u8]; 9] = [
+            counter.as_bytes(),
+            numbers[0].as_bytes(),
+            numbers[1].as_bytes(),
+            numbers[2].as_bytes(),
+            numbers[3].as_bytes(),
+            &headers,
+            kept,
+            body,
+            keys.member.as_bytes(),
+        ];
+        let script_keys = [
+            keys.record.as_str(),
+            keys.expiry.as_str(),
+            keys.in_flight.as_str(),
+        ];
+        let deadline = self.conn.deadline();
+        let value = scripts::eval(&self.conn, &COMPLETE, &script_keys, &args, deadline)
+            .await
+            .map_err(store_error)?;
+        fenced_write(Reply::parse(value).map_err(store_error)?, keys.bucket)?;
+        self.wait_for_replicas(&keys.record)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn release_now(&self, keys: RecordKeys, fence: Fence) -> Result<(), WriteError> {
+        self.release_unreplicated(&keys, fence).await?;
+        self.wait_for_replicas(&keys.record)
+            .await
+            .map_err(store_error)
+    }
+
+    /// The release script alone, without waiting for replicas.
+    async fn release_unreplicated(
+        &self,
+        keys: &RecordKeys,
+        fence: Fence,
+    ) -> Result<(), WriteError> {
+        let counter = counter_arg(fence, keys.bucket);
+        let args: [&[u8]; 2] = [counter.as_bytes(), keys.member.as_bytes()];
+        let script_keys = [
+            keys.record.as_str(),
+            keys.expiry.as_str(),
+            keys.in_flight.as_str(),
+        ];
+        let deadline = self.conn.deadline();
+        let value = scripts::eval(&self.conn, &RELEASE, &script_keys, &args, deadline)
+            .await
+            .map_err(store_error)?;
+        fenced_write(Reply::parse(value).map_err(store_error)?, keys.bucket)
+    }
+
+    /// Reads one record by its keys, expired or not.
+    pub(crate) async fn get_record(&self, keys: &RecordKeys) -> Result<Option<Record>, Failure> {
+        let deadline = self.conn.deadline();
+        let mut cmd = redis::cmd("HGETALL");
+        cmd.arg(&keys.record);
+        let value = self.conn.query(&cmd, deadline).await?;
+        Ok(decode_record(reply::hash(value)?, keys.bucket)?)
+    }
+
+    async fn delete_now(&self, id: RecordId) -> Result<bool, Failure> {
+        let keys = self.keys.record(&id);
+        let script_keys = [
+            keys.record.as_str(),
+            keys.expiry.as_str(),
+            keys.in_flight.as_str(),
+        ];
+        let args: [&[u8]; 1] = [keys.member.as_bytes()];
+        let deadline = self.conn.deadline();
+        let value = scripts::eval(&self.conn, &DELETE, &script_keys, &args, deadline).await?;
+        Ok(reply::int(&value)? > 0)
+    }
+
+    /// With `wait_replicas` set, waits until enough replicas acknowledged
+    /// the writes this connection sent to the node that holds `key`.
+    async fn wait_for_replicas(&self, key: &str) -> Result<(), Failure> {
+        let Some(wait) = self.options.wait_replicas else {
+            return Ok(());
+        };
+        // `WAIT n 0` would block forever: wait at least a millisecond.
+        let millis = u64::try_from(wait.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(wait.replicas).arg(millis);
+        let deadline = self.conn.deadline_with(wait.timeout);
+        let acked = reply::int(&self.conn.query_node_of(cmd, key, deadline).await?)?;
+        let acked = u32::try_from(acked).unwrap_or(0);
+        if acked < wait.replicas {
+            return Err(Failure::NotReplicated {
+                acked,
+                wanted: wait.replicas,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The native TTL of a record that expires at `expires_at`, written at
+/// `now`: relative, so that Redis's clock and the caller's need not agree,
+/// at least a millisecond (`PEXPIRE 0` would delete at once) and at most
+/// [`MAX_NATIVE_TTL_MS`].
+fn native_ttl(now: Timestamp, expires_at: Timestamp) -> u64 {
+    expires_at
+        .as_millis()
+        .saturating_sub(now.as_millis())
+        .clamp(1, MAX_NATIVE_TTL_MS)
+}
+
+/// The fence counter to compare with the record's, or `-`, which never
+/// matches, when the fence was given out for another bucket (and so can
+/// never be this record's, whatever its counter).
+fn counter_arg(fence: Fence, bucket: u16) -> String {
+    match fence_counter(fence, bucket) {
+        Some(counter) => counter.to_string(),
+        None => "-".to_owned(),
+    }
+}
+
+/// Maps a complete or release script's reply.
+fn fenced_write(reply: Reply, bucket: u16) -> Result<(), WriteError> {
+    let rejection = match reply.tag.as_slice() {
+        b"ok" => return Ok(()),
+        b"gone" => FenceRejection::Gone,
+        b"done" => FenceRejection::AlreadyCompleted,
+        b"taken" => {
+            let current = reply.bytes(0).map_err(store_error)?;
+            FenceRejection::TakenOver {
+                current: codec::parse_fence(current, bucket)?,
+            }
+        }
+        _ => return Err(store_error(other_reply(&reply))),
+    };
+    Err(WriteError::Fenced(rejection))
+}
+
+/// A `corrupt` reply, or a tag no script sends.
+fn other_reply(reply: &Reply) -> Failure {
+    if reply.tag == b"corrupt" {
+        let what = reply
+            .bytes(0)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        return Failure::Store(StoreError::Corrupt(what));
+    }
+    Failure::Reply(format!("unknown script reply {}", reply.tag_text()))
+}
+
+fn store_error(failure: Failure) -> WriteError {
+    WriteError::Store(failure.into())
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the URL: it may hold a password.
+        f.debug_struct("RedisStore")
+            .field("cluster", &self.conn.is_cluster())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store for RedisStore {
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
+        Box::pin(async move { Ok(self.claim_now(request).await?) })
+    }
+
+    fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(self.complete_now(completion))
+    }
+
+    fn release(&self, id: RecordId, fence: Fence) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move { self.release_now(self.keys.record(&id), fence).await })
+    }
+
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move { Ok(self.get_record(&self.keys.record(&id)).await?) })
+    }
+
+    fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move { Ok(self.delete_now(id).await?) })
+    }
+
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move { Ok(self.purge(now, limit).await?) })
+    }
+
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        Box::pin(async move { Ok(self.list(after, limit).await?) })
+    }
+}
