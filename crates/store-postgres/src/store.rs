@@ -1,0 +1,260 @@
+//! `PostgresStore`: the pool, the bound statements, and the `Store`
+//! operations, each on one pooled connection under one deadline.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use idem_core::{
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store, StoreError,
+    Timestamp, WriteError,
+};
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+use tokio_postgres::NoTls;
+use tokio_postgres::config::SslMode;
+
+use crate::conn::Conn;
+use crate::error::{ConnectError, Failure, MigrateError};
+use crate::options::PostgresOptions;
+use crate::sql::{Names, Statements};
+use crate::{admin, claim, purge, schema, write};
+
+/// How long an idle pooled connection goes before TCP keepalives probe it,
+/// so that a connection to a server that vanished is found dead while idle
+/// rather than by the next request.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+
+/// How long sent data may stay unacknowledged before the kernel drops the
+/// connection. The operation's own deadline answers the caller long before;
+/// this reclaims the socket of a connection cut off mid-statement.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An idempotency store on PostgreSQL, shared by any number of gateways.
+///
+/// Built with [`PostgresStore::connect`], which does no I/O: a gateway can
+/// construct it while PostgreSQL is down. See the crate docs for what it
+/// guarantees.
+pub struct PostgresStore {
+    pool: Pool,
+    names: Names,
+    statements: Statements,
+    options: PostgresOptions,
+    /// Set once the tables are known to be at [`schema::LATEST`]. Until
+    /// then, every operation first tries the migration (one at a time: the
+    /// others wait for it), so a store built while PostgreSQL was down sets
+    /// its tables up on the first operation that reaches it.
+    schema: OnceCell<u32>,
+}
+
+impl PostgresStore {
+    /// Builds a store for the PostgreSQL server at `url` (`postgres://` or
+    /// `postgresql://` URL, or a `key=value` connection string).
+    ///
+    /// Does no I/O and needs no running server: connections are opened by
+    /// the operations that need them, and the tables are created or
+    /// migrated by the first operation that reaches the server (or by an
+    /// explicit [`migrate`](Self::migrate)). It needs no async runtime;
+    /// the store's operations run on tokio.
+    ///
+    /// Fails only on input that can never work: a URL that does not parse,
+    /// `sslmode=require` (this build speaks no TLS), or an option out of
+    /// range.
+    pub fn connect(url: &str, options: PostgresOptions) -> Result<Self, ConnectError> {
+        options.validate()?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(ConnectError::InvalidUrl)?;
+        if config.get_ssl_mode() == SslMode::Require {
+            return Err(ConnectError::TlsRequired);
+        }
+        config
+            .connect_timeout(options.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .tcp_user_timeout(TCP_USER_TIMEOUT);
+        if config.get_application_name().is_none() {
+            config.application_name(&options.application_name);
+        }
+        // Session settings ride in the startup packet, so every connection
+        // has them from its first statement, with no extra round trip:
+        // - statement_timeout: the server cancels a statement stuck (for
+        //   instance behind a lock) before the caller's deadline passes, and
+        //   the connection stays usable;
+        // - read committed: the claim statement relies on it (under
+        //   REPEATABLE READ or SERIALIZABLE, a conflict with a row committed
+        //   after the snapshot is an error), whatever the database default.
+        let mut session = config.get_options().unwrap_or_default().to_owned();
+        if !session.is_empty() {
+            session.push(' ');
+        }
+        session.push_str(&format!(
+            "-c statement_timeout={} -c default_transaction_isolation=read\\ committed",
+            options.statement_timeout.as_millis()
+        ));
+        config.options(session);
+
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // `is_closed` only, no test query: a test query would cost a
+                // round trip per operation. A connection that died unnoticed
+                // fails its one operation with `Unavailable`; the pool then
+                // drops it.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.pool_wait_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(ConnectError::Pool)?;
+        let names = Names::new(&options);
+        let statements = Statements::new(&names);
+        Ok(Self {
+            pool,
+            names,
+            statements,
+            options,
+            schema: OnceCell::new(),
+        })
+    }
+
+    /// Creates the tables, or migrates them to this build's schema version,
+    /// and returns that version. Safe to run from several gateways at once,
+    /// and a no-op when the tables are current. Bounded by
+    /// [`PostgresOptions::migration_timeout`].
+    ///
+    /// Optional: the first operation migrates by itself. A gateway may call
+    /// it at start-up to find a problem early (say, a table migrated by a
+    /// newer idem); it should start anyway if PostgreSQL is merely down.
+    pub async fn migrate(&self) -> Result<u32, MigrateError> {
+        let budget = self.options.migration_timeout;
+        let deadline = Instant::now() + budget;
+        let mut conn = Conn::get(&self.pool, deadline, budget)
+            .await
+            .map_err(|e| MigrateError::Unavailable(Box::new(e)))?;
+        let version = schema::migrate(&mut conn, &self.names, budget).await?;
+        // Another task may have set it meanwhile, to the same version.
+        let _ = self.schema.set(version);
+        Ok(version)
+    }
+
+    /// The qualified, quoted name of the records table (for example
+    /// `"public"."idem_records"`), for operators' queries.
+    pub fn records_table(&self) -> &str {
+        &self.names.records
+    }
+
+    /// The options the store was built with.
+    pub fn options(&self) -> &PostgresOptions {
+        &self.options
+    }
+
+    /// Starts an operation: its deadline, the tables checked, a connection.
+    async fn begin(&self) -> Result<Conn, Failure> {
+        let budget = self.options.operation_timeout;
+        let deadline = Instant::now() + budget;
+        if self.schema.get().is_none() {
+            // Bounded by this operation's deadline, the wait for another
+            // operation's migration included.
+            let init = self.schema.get_or_try_init(|| async {
+                let mut conn = Conn::get(&self.pool, deadline, budget).await?;
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                Ok::<_, Failure>(schema::migrate(&mut conn, &self.names, remaining).await?)
+            });
+            match tokio::time::timeout_at(deadline, init).await {
+                Ok(result) => {
+                    result?;
+                }
+                Err(_) => return Err(Failure::TimedOut(budget)),
+            }
+        }
+        Conn::get(&self.pool, deadline, budget).await
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    // By hand: the pool's config holds the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let status = self.pool.status();
+        f.debug_struct("PostgresStore")
+            .field("records", &self.names.records)
+            .field("pool_size", &status.size)
+            .field("pool_available", &status.available)
+            .field("schema_version", &self.schema.get())
+            .finish_non_exhaustive()
+    }
+}
+
+// Cancellation: dropping one of these futures drops its connection guard.
+// A statement already sent runs to completion on the server (its effect is
+// then unknown to the caller, as the `Store` contract allows), and the
+// connection goes back to the pool, where the driver discards the
+// abandoned answer before the next statement's.
+impl Store for PostgresStore {
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            Ok(claim::claim(&mut conn, &self.statements.claim, &request).await?)
+        })
+    }
+
+    fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            write::complete(&mut conn, &self.statements.complete, &completion)
+                .await?
+                .map_err(WriteError::Fenced)
+        })
+    }
+
+    fn release(&self, id: RecordId, fence: Fence) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            write::release(&mut conn, &self.statements.release, id, fence)
+                .await?
+                .map_err(WriteError::Fenced)
+        })
+    }
+
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            Ok(admin::get(&mut conn, &self.statements.get, id).await?)
+        })
+    }
+
+    fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            Ok(admin::delete(&mut conn, &self.statements.delete, id).await?)
+        })
+    }
+
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            Ok(purge::purge_expired(&mut conn, &self.statements.purge, now, limit).await?)
+        })
+    }
+
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.begin().await?;
+            Ok(
+                admin::list_in_flight(&mut conn, &self.statements.list_in_flight, after, limit)
+                    .await?,
+            )
+        })
+    }
+}
