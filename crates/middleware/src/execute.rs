@@ -3,7 +3,8 @@
 //! The work runs in its own task, so that a client that disconnects does not
 //! cancel it: the upstream's answer is still read and recorded, and the
 //! client's retry gets the replay. The request's own future only waits for
-//! the response.
+//! the response. The tasks are tracked (see [`crate::Executions`]), so that
+//! a gateway shutting down can wait for them to record their outcomes.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody, StreamedFrame};
+use crate::observe::{InFlightGuard, Outcome as Counted, StoreOp, Trace};
 use crate::prepared::Prepared;
 use crate::problem::Problem;
 use crate::replay::{set_expires, to_stored};
@@ -31,6 +33,11 @@ pub(crate) struct Claim {
     pub(crate) id: RecordId,
     pub(crate) fence: Fence,
     pub(crate) lease_expires_at: Timestamp,
+    /// The request's trace, finished by the task when it replies.
+    pub(crate) trace: Trace,
+    /// Dropped once the outcome is settled, or with the task however it
+    /// ends (a panic included).
+    pub(crate) in_flight: InFlightGuard,
 }
 
 /// How many frames of an oversized response may wait in the relay to a
@@ -52,7 +59,8 @@ where
     ResBody::Error: Into<BoxError> + Send,
 {
     let (reply, response) = oneshot::channel();
-    tokio::spawn(run(claim, inner, request, reply));
+    let tasks = claim.prepared.tasks.clone();
+    tasks.spawn(run(claim, inner, request, reply));
     // The task only drops its sender without replying if it panicked; the
     // record then stays in flight until its lease ends.
     response
@@ -63,7 +71,7 @@ where
 type Reply<B> = oneshot::Sender<Response<ResponseBody<B>>>;
 
 async fn run<S, ReqBody, ResBody>(
-    claim: Claim,
+    mut claim: Claim,
     mut inner: S,
     request: Request<RequestBody<ReqBody>>,
     reply: Reply<ResBody>,
@@ -73,19 +81,23 @@ async fn run<S, ReqBody, ResBody>(
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError> + Send,
 {
-    let deadline = Instant::now() + claim.policy.upstream_timeout;
-    let response = match timeout_at(deadline, inner.call(request)).await {
-        Err(_elapsed) => return unknown_outcome(&claim, reply, Outcome::TimedOut),
+    let started = Instant::now();
+    let deadline = started + claim.policy.upstream_timeout;
+    let called = timeout_at(deadline, inner.call(request)).await;
+    claim.trace.add_upstream(started.elapsed());
+    let response = match called {
+        Err(_elapsed) => return unknown_outcome(claim, reply, Outcome::TimedOut),
         Ok(Err(error)) => {
             let error: BoxError = error.into();
             if was_not_reached(&*error) {
                 tracing::warn!(record = %claim.id, %error, "upstream unreachable; releasing");
-                release(&claim).await;
-                let _ = reply.send(Problem::UpstreamUnreachable.into_response());
+                release(&mut claim).await;
+                let response = Problem::UpstreamUnreachable.into_response();
+                let _ = reply.send(claim.finish(Counted::UpstreamUnreachable, response));
                 return;
             }
             tracing::warn!(record = %claim.id, %error, "upstream failed after the request was sent");
-            return unknown_outcome(&claim, reply, Outcome::Failed);
+            return unknown_outcome(claim, reply, Outcome::Failed);
         }
         Ok(Ok(response)) => response,
     };
@@ -93,19 +105,25 @@ async fn run<S, ReqBody, ResBody>(
     let status = response.status();
     if claim.policy.release_statuses.contains(status.as_u16()) {
         // "Not processed, try again": the upstream's own answer goes to the
-        // client unchanged, and the next retry executes afresh.
-        release(&claim).await;
-        let _ = reply.send(response.map(ResponseBody::inner));
+        // client unchanged, and the next retry executes afresh. (Its body
+        // is streamed from the upstream after this, outside the trace.)
+        release(&mut claim).await;
+        claim.trace.released_by(status.as_u16());
+        let response = response.map(ResponseBody::inner);
+        let _ = reply.send(claim.finish(Counted::Released, response));
         return;
     }
 
     let (mut parts, body) = response.into_parts();
     let limit = claim.policy.max_response_bytes;
-    match timeout_at(deadline, buffer(Box::pin(body), limit)).await {
-        Err(_elapsed) => unknown_outcome(&claim, reply, Outcome::TimedOut),
+    let reading = Instant::now();
+    let buffered = timeout_at(deadline, buffer(Box::pin(body), limit)).await;
+    claim.trace.add_upstream(reading.elapsed());
+    match buffered {
+        Err(_elapsed) => unknown_outcome(claim, reply, Outcome::TimedOut),
         Ok(Buffered::Failed(error)) => {
             tracing::warn!(record = %claim.id, %error, "upstream response body failed");
-            unknown_outcome(&claim, reply, Outcome::Failed)
+            unknown_outcome(claim, reply, Outcome::Failed)
         }
         Ok(Buffered::Whole(bytes)) => {
             let stored = to_stored(
@@ -114,9 +132,10 @@ async fn run<S, ReqBody, ResBody>(
                 &claim.prepared.config.never_stored_headers,
                 StoredBody::Kept(bytes.clone()),
             );
-            let expires_at = complete(&claim, stored).await;
+            let expires_at = complete(&mut claim, stored).await;
             set_expires(&mut parts.headers, expires_at);
-            let _ = reply.send(Response::from_parts(parts, ResponseBody::full(bytes)));
+            let response = Response::from_parts(parts, ResponseBody::full(bytes));
+            let _ = reply.send(claim.finish(Counted::Executed, response));
         }
         Ok(Buffered::TooLarge { head, rest }) => {
             let stored = to_stored(
@@ -125,14 +144,34 @@ async fn run<S, ReqBody, ResBody>(
                 &claim.prepared.config.never_stored_headers,
                 StoredBody::NotKept,
             );
-            let expires_at = complete(&claim, stored).await;
+            let expires_at = complete(&mut claim, stored).await;
             set_expires(&mut parts.headers, expires_at);
             let (tx, rx) = mpsc::channel(RELAY_FRAMES);
-            let _ = reply.send(Response::from_parts(parts, ResponseBody::streamed(rx)));
+            let id = claim.id;
+            let response = Response::from_parts(parts, ResponseBody::streamed(rx));
+            let _ = reply.send(claim.finish(Counted::Executed, response));
             if timeout_at(deadline, relay(head, rest, tx)).await.is_err() {
-                tracing::warn!(record = %claim.id, "upstream body timed out while relaying");
+                tracing::warn!(record = %id, "upstream body timed out while relaying");
             }
         }
+    }
+}
+
+impl Claim {
+    /// Finishes the request's trace, and stops counting the record as held
+    /// by this instance: its outcome is settled (stored, released, or left
+    /// to its lease).
+    fn finish<B>(
+        self,
+        outcome: Counted,
+        response: Response<ResponseBody<B>>,
+    ) -> Response<ResponseBody<B>> {
+        let Claim {
+            trace, in_flight, ..
+        } = self;
+        let response = trace.finish(outcome, response);
+        drop(in_flight);
+        response
     }
 }
 
@@ -145,29 +184,35 @@ enum Outcome {
 /// The upstream may or may not have executed the request, so the record
 /// stays in flight until its lease ends: a retry before then gets `409`
 /// instead of a second execution.
-fn unknown_outcome<B>(claim: &Claim, reply: Reply<B>, outcome: Outcome) {
+fn unknown_outcome<B>(claim: Claim, reply: Reply<B>, outcome: Outcome) {
     let retry_after = claim
         .prepared
         .config
         .clock
         .now()
         .until(claim.lease_expires_at);
-    let problem = match outcome {
-        Outcome::TimedOut => Problem::UpstreamTimeout { retry_after },
-        Outcome::Failed => Problem::UpstreamFailed { retry_after },
+    let (problem, counted) = match outcome {
+        Outcome::TimedOut => (
+            Problem::UpstreamTimeout { retry_after },
+            Counted::UpstreamTimeout,
+        ),
+        Outcome::Failed => (
+            Problem::UpstreamFailed { retry_after },
+            Counted::UpstreamFailed,
+        ),
     };
     let mut response = problem.into_response();
     set_expires(
         response.headers_mut(),
         claim.lease_expires_at.plus(claim.policy.ttl),
     );
-    let _ = reply.send(response);
+    let _ = reply.send(claim.finish(counted, response));
 }
 
 /// Stores the outcome and says until when it is kept. A refused or failed
 /// write is logged, and the response still goes to the client: the side
 /// effect happened, and hiding it would only provoke a retry.
-async fn complete(claim: &Claim, response: idem_core::StoredResponse) -> Timestamp {
+async fn complete(claim: &mut Claim, response: idem_core::StoredResponse) -> Timestamp {
     let completion = Completion {
         id: claim.id,
         fence: claim.fence,
@@ -176,9 +221,15 @@ async fn complete(claim: &Claim, response: idem_core::StoredResponse) -> Timesta
         ttl: claim.policy.ttl,
     };
     let expires_at = completion.expires_at();
-    match claim.prepared.config.store.complete(completion).await {
+    let store = claim.prepared.config.store.clone();
+    let completed = claim
+        .trace
+        .store(StoreOp::Complete, store.complete(completion))
+        .await;
+    match completed {
         Ok(()) => {}
         Err(WriteError::Fenced(reason)) => {
+            claim.trace.fenced_out(StoreOp::Complete);
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: completion refused");
         }
         Err(error) => {
@@ -188,16 +239,16 @@ async fn complete(claim: &Claim, response: idem_core::StoredResponse) -> Timesta
     expires_at
 }
 
-async fn release(claim: &Claim) {
-    match claim
-        .prepared
-        .config
-        .store
-        .release(claim.id, claim.fence)
-        .await
-    {
+async fn release(claim: &mut Claim) {
+    let store = claim.prepared.config.store.clone();
+    let released = claim
+        .trace
+        .store(StoreOp::Release, store.release(claim.id, claim.fence))
+        .await;
+    match released {
         Ok(()) => {}
         Err(WriteError::Fenced(reason)) => {
+            claim.trace.fenced_out(StoreOp::Release);
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: release refused");
         }
         Err(error) => {

@@ -23,6 +23,7 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::execute::{self, Claim};
 use crate::extract;
 use crate::headers::{IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY};
+use crate::observe::{InFlightGuard, Outcome, StoreOp, Trace};
 use crate::prepared::Prepared;
 use crate::problem::Problem;
 use crate::replay::{replay, set_expires};
@@ -76,25 +77,28 @@ where
     let headers = prepared.headers(index);
     let route = config.routes.get(index);
     let policy = route.policy.clone();
+    let mut trace = Trace::start(&prepared, index);
     let (mut parts, body) = request.into_parts();
     let body = match read_body(body, &parts, config.global.max_request_bytes).await {
         Ok(body) => body,
-        Err(problem) => return problem.into_response(),
+        Err(problem) => return reject(trace, problem),
     };
     let key = match key {
         Some(key) => key,
         None => match key_from_body(&policy, &body, config.global.max_key_length) {
             Ok(Some(key)) => key,
             Ok(None) if policy.mode_for(parts.method.as_str()) == Mode::Optional => {
+                // Not a keyed request after all: no trace, as for a
+                // header-keyed route's request without the header.
                 return forward_unprotected(inner, parts, body).await;
             }
             Ok(None) => {
-                return Problem::KeyMissing {
+                let problem = Problem::KeyMissing {
                     source: describe_source(&policy.key),
-                }
-                .into_response();
+                };
+                return reject(trace, problem);
             }
-            Err(problem) => return problem.into_response(),
+            Err(problem) => return reject(trace, problem),
         },
     };
 
@@ -103,6 +107,7 @@ where
         .as_ref()
         .and_then(|h| extract::principal(&parts.headers, h));
     let id = RecordId::derive(Principal(principal.as_deref()), &route.id, &key);
+    trace.set_record(id);
     let fingerprint = fingerprint(&parts, &headers.fingerprint, &body);
 
     // The upstream sees the key in one canonical form, whatever form (or
@@ -123,13 +128,21 @@ where
             lease: policy.lease,
             ttl: policy.ttl,
         };
-        let outcome = match config.store.claim(claim).await {
+        let outcome = match trace.store(StoreOp::Claim, config.store.claim(claim)).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(record = %id, %error, "store failed to claim");
                 return match config.global.on_store_error {
-                    OnStoreError::FailClosed => Problem::StoreUnavailable.into_response(),
-                    OnStoreError::PassThrough => forward_unprotected(inner, parts, body).await,
+                    OnStoreError::FailClosed => trace.finish(
+                        Outcome::StoreError,
+                        Problem::StoreUnavailable.into_response(),
+                    ),
+                    OnStoreError::PassThrough => {
+                        let started = tokio::time::Instant::now();
+                        let response = forward_unprotected(inner, parts, body).await;
+                        trace.add_upstream(started.elapsed());
+                        trace.finish(Outcome::StoreBypassed, response)
+                    }
                 };
             }
         };
@@ -140,8 +153,13 @@ where
                 takeover,
             } => {
                 if takeover {
+                    trace.took_over();
                     tracing::warn!(record = %id, fence = fence.0, "took over a lapsed lease");
                 }
+                trace.set_fence(fence);
+                // Counted from the claim, so that the gauge covers the
+                // whole time this instance holds the record.
+                let in_flight = InFlightGuard::new();
                 // The fence lets the upstream refuse writes from a holder
                 // that has since lost its lease.
                 parts
@@ -153,6 +171,8 @@ where
                     id,
                     fence,
                     lease_expires_at,
+                    trace,
+                    in_flight,
                 };
                 let request = Request::from_parts(parts, Either::Right(Full::new(body)));
                 return execute::execute(claim, inner, request).await;
@@ -160,12 +180,12 @@ where
             ClaimOutcome::Mismatch { expires_at } => {
                 let mut response = Problem::KeyReused.into_response();
                 set_expires(response.headers_mut(), expires_at);
-                return response;
+                return trace.finish(Outcome::Mismatch, response);
             }
             ClaimOutcome::Replay {
                 response,
                 expires_at,
-            } => return replay(response, expires_at),
+            } => return trace.finish(Outcome::Replayed, replay(response, expires_at)),
             ClaimOutcome::Busy { lease_expires_at } => {
                 if let Some(deadline) = wait_until {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -180,9 +200,26 @@ where
                 }
                 .into_response();
                 set_expires(response.headers_mut(), lease_expires_at.plus(policy.ttl));
-                return response;
+                return trace.finish(Outcome::Conflict, response);
             }
         }
+    }
+}
+
+/// Ends a request the middleware refuses before claiming anything.
+fn reject<B>(trace: Trace, problem: Problem) -> Response<ResponseBody<B>> {
+    let outcome = rejection_outcome(&problem);
+    trace.finish(outcome, problem.into_response())
+}
+
+/// The outcome label of a problem found before any claim.
+pub(crate) fn rejection_outcome(problem: &Problem) -> Outcome {
+    match problem {
+        Problem::KeyMissing { .. } => Outcome::KeyMissing,
+        Problem::KeyInvalid { .. } => Outcome::KeyInvalid,
+        Problem::BodyTooLarge { .. } => Outcome::TooLarge,
+        Problem::BodyUnreadable | Problem::BodyNotJson { .. } => Outcome::BodyInvalid,
+        _ => Outcome::Internal,
     }
 }
 

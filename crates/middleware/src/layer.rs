@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use crate::config::IdempotencyConfig;
+use crate::executions::Executions;
 use crate::prepared::Prepared;
 use crate::service::Idempotency;
 
@@ -20,6 +21,12 @@ impl IdempotencyLayer {
         Self {
             prepared: Arc::new(Prepared::new(config)),
         }
+    }
+
+    /// The requests this layer (and every service it made) is executing,
+    /// for a server to wait on when it shuts down.
+    pub fn executions(&self) -> Executions {
+        Executions::new(self.prepared.tasks.clone())
     }
 }
 

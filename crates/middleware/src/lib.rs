@@ -9,6 +9,23 @@
 //! `502`, `503`, `504`, as RFC 9457 problem details) and never returns them
 //! as errors, because an error that reaches hyper closes the connection
 //! without any response.
+//!
+//! # Observability
+//!
+//! The middleware records metrics through the [`metrics`](https://docs.rs/metrics)
+//! facade (install a recorder to see them; [`describe_metrics`] registers
+//! their help texts) and writes one `tracing` event per keyed request, at
+//! `info` on the target `idem::request`, with the route, outcome, status,
+//! record id (a hash, never the key or the principal), fence, and the time
+//! spent in the store and at the upstream. The metric names and labels are
+//! listed in the README's "Operating idem".
+//!
+//! # Shutdown
+//!
+//! Claimed requests execute in their own tasks, so that a client that goes
+//! away does not cancel them. [`IdempotencyLayer::executions`] is the
+//! handle a server awaits on shutdown so that they can store their
+//! outcomes.
 
 #![deny(unreachable_pub)]
 #![warn(missing_docs)]
@@ -17,11 +34,13 @@ mod body;
 mod clock;
 mod config;
 mod execute;
+mod executions;
 mod extract;
 mod future;
 mod headers;
 mod keyed;
 mod layer;
+mod observe;
 mod prepared;
 mod problem;
 mod replay;
@@ -35,11 +54,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub use body::{RequestBody, ResponseBody};
 pub use clock::{Clock, SystemClock};
 pub use config::IdempotencyConfig;
+pub use executions::Executions;
 pub use future::ResponseFuture;
 pub use headers::{
     IDEMPOTENCY_EXPIRES, IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY, IDEMPOTENT_BODY, IDEMPOTENT_REPLAYED,
 };
 pub use layer::IdempotencyLayer;
+pub use observe::describe_metrics;
 pub use problem::Problem;
 pub use service::Idempotency;
 pub use sweeper::{SweepSchedule, spawn_sweeper};

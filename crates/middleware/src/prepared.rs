@@ -1,8 +1,12 @@
 //! Per-route state prepared once, at start-up, so that the request path
 //! parses no header names and allocates nothing for them.
 
+use std::sync::Arc;
+
 use http::header::HeaderName;
 use idem_core::{KeySource, PrincipalSource, RouteIndex, RouteTable};
+use metrics::SharedString;
+use tokio_util::task::TaskTracker;
 
 use crate::config::IdempotencyConfig;
 
@@ -24,12 +28,24 @@ pub(crate) struct RouteHeaders {
 pub(crate) struct Prepared {
     pub(crate) config: IdempotencyConfig,
     headers: Vec<RouteHeaders>,
+    /// Each route's id as a metric label value, shared rather than copied
+    /// per request.
+    labels: Vec<SharedString>,
+    /// The executions running in their own tasks, so that a shutdown can
+    /// wait for them to record their outcomes.
+    pub(crate) tasks: TaskTracker,
 }
 
 impl Prepared {
     pub(crate) fn new(config: IdempotencyConfig) -> Self {
         let headers = prepare(&config.routes);
-        Self { config, headers }
+        let labels = labels(&config.routes);
+        Self {
+            config,
+            headers,
+            labels,
+            tasks: TaskTracker::new(),
+        }
     }
 
     /// The prepared headers of a route.
@@ -38,6 +54,25 @@ impl Prepared {
         // always in range.
         &self.headers[route.slot()]
     }
+
+    /// The route's id, as the `route` label of its metrics.
+    pub(crate) fn route_label(&self, route: RouteIndex) -> SharedString {
+        self.labels[route.slot()].clone()
+    }
+}
+
+fn labels(routes: &RouteTable) -> Vec<SharedString> {
+    let mut labels: Vec<(usize, SharedString)> = routes
+        .indexed()
+        .map(|(index, route)| {
+            // Shared, so that a clone per request is a reference count, not
+            // a copy of the string.
+            let label = SharedString::from_shared(Arc::<str>::from(route.id.as_str()));
+            (index.slot(), label)
+        })
+        .collect();
+    labels.sort_by_key(|(slot, _)| *slot);
+    labels.into_iter().map(|(_, label)| label).collect()
 }
 
 fn header_name(name: &str) -> Option<HeaderName> {

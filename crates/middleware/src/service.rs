@@ -17,6 +17,7 @@ use crate::extract;
 use crate::future::ResponseFuture;
 use crate::headers::IDEMPOTENCY_FENCE;
 use crate::keyed::{self, KeyedRequest};
+use crate::observe::Trace;
 use crate::prepared::Prepared;
 use crate::problem::Problem;
 
@@ -116,7 +117,13 @@ where
             Plan::PassThrough => {
                 ResponseFuture::pass_through(self.inner.call(req.map(Either::Left)))
             }
-            Plan::Reject(problem) => ResponseFuture::ready(problem.into_response()),
+            Plan::Reject(problem) => {
+                // A keyed request refused on its head alone: counted and
+                // logged like every keyed request.
+                let trace = Trace::start(&self.prepared, route);
+                let outcome = keyed::rejection_outcome(&problem);
+                ResponseFuture::ready(trace.finish(outcome, problem.into_response()))
+            }
             Plan::Keyed(key) => {
                 // The service that was polled ready goes to this request; a
                 // clone takes its place for the next one.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use idem_core::Store;
 
 use crate::clock::Clock;
+use crate::observe::{StoreOp, swept, timed_store};
 
 /// How often the sweeper looks, and how many records one purge may delete.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +30,9 @@ impl Default for SweepSchedule {
 
 /// Spawns a task that purges expired records forever. A full batch is
 /// followed at once by another (there is a backlog); a partial one by a
-/// pause. Store errors are logged and retried after the pause.
+/// pause. Store errors are logged and retried after the pause. Deleted
+/// records are counted in `idem_records_swept_total`, and each purge is
+/// timed as store operation `purge`.
 pub fn spawn_sweeper(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -37,7 +40,12 @@ pub fn spawn_sweeper(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match store.purge_expired(clock.now(), schedule.batch).await {
+            let purge = store.purge_expired(clock.now(), schedule.batch);
+            let (purged, _took) = timed_store(StoreOp::Purge, purge).await;
+            if let Ok(n) = purged {
+                swept(n);
+            }
+            match purged {
                 Ok(n) if n >= schedule.batch => {
                     tracing::debug!(purged = n, "swept a full batch; continuing");
                     tokio::task::yield_now().await;

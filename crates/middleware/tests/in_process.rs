@@ -11,7 +11,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use idem_core::{OnConcurrent, RoutePolicy, RouteTable, Timestamp};
 use idem_middleware::{
-    BoxError, Clock, IdempotencyConfig, IdempotencyLayer, RequestBody, UpstreamNotReached,
+    BoxError, Clock, Executions, IdempotencyConfig, IdempotencyLayer, RequestBody,
+    UpstreamNotReached,
 };
 use idem_store_memory::MemoryStore;
 use tower::{Service, ServiceExt, service_fn};
@@ -37,12 +38,15 @@ impl Clock for ManualClock {
 #[derive(Clone, Copy)]
 enum Behaviour {
     Answer,
+    /// Answers after five seconds.
+    Slow,
     Hang,
     Unreachable,
 }
 
 struct Harness {
     clock: Arc<ManualClock>,
+    executions: Executions,
     calls: Arc<AtomicUsize>,
     fences: Arc<std::sync::Mutex<Vec<u64>>>,
 }
@@ -82,6 +86,7 @@ fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestServ
         async move {
             match behaviour {
                 Behaviour::Answer => {}
+                Behaviour::Slow => tokio::time::sleep(Duration::from_secs(5)).await,
                 Behaviour::Hang => std::future::pending::<()>().await,
                 Behaviour::Unreachable => {
                     return Err(BoxError::from(UpstreamNotReached::new(
@@ -96,10 +101,13 @@ fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestServ
     let routes = RouteTable::new(vec![], Arc::new(policy));
     let mut config = IdempotencyConfig::new(Arc::new(MemoryStore::new()), routes);
     config.clock = clock.clone();
-    let service = IdempotencyLayer::new(config).layer(inner);
+    let layer = IdempotencyLayer::new(config);
+    let executions = layer.executions();
+    let service = layer.layer(inner);
     (
         Harness {
             clock,
+            executions,
             calls,
             fences,
         },
@@ -246,4 +254,32 @@ fn errors_stay_infallible_for_infallible_services() {
     let routes = RouteTable::new(vec![], Arc::new(RoutePolicy::default()));
     let config = IdempotencyConfig::new(Arc::new(MemoryStore::new()), routes);
     assert_infallible(&IdempotencyLayer::new(config).layer(inner));
+}
+
+/// A server shutting down waits on `executions()`: it resolves only once a
+/// request whose client went away has stored its outcome.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_waits_for_executions_whose_client_went_away() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Slow);
+    let client = tokio::spawn({
+        let service = service.clone();
+        async move { send(&service, post("k")).await }
+    });
+    while h.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    client.abort();
+    assert_eq!(h.executions.len(), 1, "the execution outlives its client");
+    let early = tokio::time::timeout(Duration::from_secs(1), h.executions.finished()).await;
+    assert!(early.is_err(), "not finished while the service still works");
+    let finished = tokio::time::timeout(Duration::from_secs(10), h.executions.finished()).await;
+    assert!(finished.is_ok(), "finished once the outcome is stored");
+    assert!(h.executions.is_empty());
+    let (status, headers, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        headers["idempotent-replayed"], "true",
+        "the outcome was stored"
+    );
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
 }
