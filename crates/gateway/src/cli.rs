@@ -32,6 +32,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Show idem at work against a built-in sample API.
     Demo(DemoArgs),
+    /// Inspect and resolve records through a gateway's admin API.
+    Keys(KeysArgs),
 }
 
 /// `idem serve`: every top-level setting, each overriding the config file.
@@ -61,6 +63,26 @@ pub struct ServeArgs {
     /// The admin listener: metrics, health, admin API [default: 127.0.0.1:9090].
     #[arg(long, env = "IDEM_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<String>,
+
+    /// The bearer token of the admin API; required when admin_listen is
+    /// not a loopback address.
+    // A secret: `--help` never prints its value.
+    #[arg(
+        long,
+        env = "IDEM_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// How long a shutdown (SIGTERM, SIGINT) waits for requests in flight
+    /// [default: 30s].
+    #[arg(long, env = "IDEM_SHUTDOWN_GRACE", value_name = "DURATION")]
+    pub shutdown_grace: Option<String>,
+
+    /// Log format: human or json [default: human].
+    #[arg(long, env = "IDEM_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<String>,
 
     /// Runtime worker threads, 1 to 1024 [default: the number of cores].
     #[arg(long, env = "IDEM_WORKER_THREADS", value_name = "N")]
@@ -148,6 +170,112 @@ pub struct DemoArgs {
     pub no_serve: bool,
 }
 
+/// `idem keys`: a client of the admin API.
+#[derive(Debug, Clone, Args)]
+pub struct KeysArgs {
+    /// The gateway's admin listener.
+    #[arg(
+        long,
+        env = "IDEM_ADMIN_URL",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:9090",
+        global = true
+    )]
+    pub admin: String,
+
+    /// The admin token (the gateway's admin_token).
+    #[arg(
+        long,
+        env = "IDEM_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
+    pub token: Option<String>,
+
+    /// Who you are, for the gateway's admin log [default: $USER].
+    #[arg(long, env = "IDEM_ACTOR", value_name = "NAME", global = true)]
+    pub actor: Option<String>,
+
+    /// Print the admin API's JSON instead of a table, for scripts.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+/// The `idem keys` subcommands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum KeysCommand {
+    /// Show a record, by record id or by route, key and principal.
+    Get(KeysGetArgs),
+    /// List records in flight (running, or with an unknown outcome).
+    List(KeysListArgs),
+    /// Release an in-flight record: the next retry executes afresh.
+    Release(KeysIdArgs),
+    /// Delete a record whatever its state: the next request executes.
+    Delete(KeysIdArgs),
+    /// Delete expired records now.
+    PurgeExpired,
+}
+
+/// `idem keys get`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysGetArgs {
+    /// The record id (64 hex digits, as log lines show it).
+    #[arg(value_name = "ID", required_unless_present = "key", conflicts_with_all = ["key", "route", "principal"])]
+    pub id: Option<String>,
+
+    /// The route id, e.g. "POST /v1/charges" ("*" for unmatched requests).
+    #[arg(long, value_name = "ROUTE", requires = "key")]
+    pub route: Option<String>,
+
+    /// The key's value.
+    #[arg(long, value_name = "KEY", requires = "route")]
+    pub key: Option<String>,
+
+    /// The principal's value, e.g. the whole Authorization header
+    /// [default: anonymous]. It is a credential: prefer reading it from a
+    /// variable (--principal "$AUTH") to typing it.
+    #[arg(long, value_name = "VALUE", requires = "key")]
+    pub principal: Option<String>,
+
+    /// Include the stored response body.
+    #[arg(long)]
+    pub body: bool,
+}
+
+/// `idem keys list`.
+#[derive(Debug, Clone, Args)]
+pub struct KeysListArgs {
+    /// List the records in flight (the only listing there is, and so
+    /// required, to say what is listed).
+    #[arg(long, required = true)]
+    pub in_flight: bool,
+
+    /// Start after this record id (the previous page's last).
+    #[arg(long, value_name = "ID")]
+    pub after: Option<String>,
+
+    /// Records per page, 1 to 1000.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+
+    /// Follow every page to the end instead of printing one.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// A subcommand that takes one record id.
+#[derive(Debug, Clone, Args)]
+pub struct KeysIdArgs {
+    /// The record id (64 hex digits).
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::Command as Process;
@@ -206,6 +334,47 @@ mod tests {
                 .as_deref(),
             Some("")
         );
+    }
+
+    #[test]
+    fn keys_args() {
+        let parse = |args: &[&str]| {
+            let argv = ["idem", "keys"].iter().chain(args);
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Keys(keys)) => Ok(keys),
+                Ok(other) => panic!("not keys: {other:?}"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        let keys = parse(&["get", "ab", "--json", "--admin", "http://h:1"]).unwrap();
+        assert!(keys.json);
+        assert_eq!(keys.admin, "http://h:1");
+        match keys.command {
+            KeysCommand::Get(get) => assert_eq!(get.id.as_deref(), Some("ab")),
+            other => panic!("{other:?}"),
+        }
+        let keys = parse(&["get", "--route", "POST /v1/charges", "--key", "k"]).unwrap();
+        match keys.command {
+            KeysCommand::Get(get) => {
+                assert_eq!(get.route.as_deref(), Some("POST /v1/charges"));
+                assert_eq!(get.principal, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An id, or a route and a key; not both, not half.
+        assert!(parse(&["get"]).is_err());
+        assert!(parse(&["get", "--key", "k"]).is_err());
+        assert!(parse(&["get", "ab", "--route", "r", "--key", "k"]).is_err());
+        // `list` says what it lists.
+        assert!(parse(&["list"]).is_err());
+        let keys = parse(&["list", "--in-flight", "--limit", "5"]).unwrap();
+        match keys.command {
+            KeysCommand::List(list) => assert_eq!((list.limit, list.all), (5, false)),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["release"]).is_err());
+        assert!(parse(&["delete", "ab"]).is_ok());
+        assert!(parse(&["purge-expired"]).is_ok());
     }
 
     #[test]

@@ -16,6 +16,8 @@ use idem_core::{
 };
 use idem_store_embedded::EmbeddedStore;
 use idem_store_memory::MemoryStore;
+use idem_store_postgres::{PostgresOptions, PostgresStore};
+use idem_store_redis::{RedisOptions, RedisStore};
 
 use crate::config::StoreUrl;
 
@@ -26,9 +28,36 @@ type Opener = Box<dyn Fn() -> Result<Arc<dyn Store>, BoxError> + Send + Sync>;
 
 /// Opens the store named by `url`. A store that cannot be opened now is
 /// returned as a [`DeferredStore`] that keeps trying.
-pub(crate) fn open(url: &StoreUrl) -> Arc<dyn Store> {
+pub fn open(url: &StoreUrl) -> Arc<dyn Store> {
     match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
+        StoreUrl::Redis { url, prefix } => {
+            let mut options = RedisOptions::default();
+            if let Some(prefix) = prefix {
+                options = options.with_prefix(prefix.clone());
+            }
+            let url = url.clone();
+            // Connecting is lazy: it never waits for Redis, so a Redis that
+            // is down at start-up gives 503s until it is back.
+            DeferredStore::open(Box::new(move || {
+                let store = RedisStore::connect(&url, options.clone())?;
+                Ok(Arc::new(store) as Arc<dyn Store>)
+            }))
+        }
+        StoreUrl::Postgres { url, prefix } => {
+            let mut options = PostgresOptions::default();
+            if let Some(prefix) = prefix {
+                options.table_prefix = prefix.clone();
+            }
+            let url = url.clone();
+            // The pool is lazy: connecting never waits for PostgreSQL, and
+            // the schema is created or migrated by the first operation that
+            // reaches the server.
+            DeferredStore::open(Box::new(move || {
+                let store = PostgresStore::connect(&url, options.clone())?;
+                Ok(Arc::new(store) as Arc<dyn Store>)
+            }))
+        }
         StoreUrl::Embedded(path) => {
             let path = path.clone();
             DeferredStore::open(Box::new(move || {
@@ -40,7 +69,7 @@ pub(crate) fn open(url: &StoreUrl) -> Arc<dyn Store> {
 }
 
 /// A store that is opened on first successful attempt.
-pub(crate) struct DeferredStore {
+pub struct DeferredStore {
     opener: Opener,
     state: Mutex<Deferred>,
 }
@@ -133,6 +162,17 @@ impl Store for DeferredStore {
     fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>> {
         match self.current() {
             Ok(store) => Box::pin(async move { store.delete(id).await }),
+            Err(error) => Box::pin(async move { Err(error) }),
+        }
+    }
+
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        match self.current() {
+            Ok(store) => Box::pin(async move { store.list_in_flight(after, limit).await }),
             Err(error) => Box::pin(async move { Err(error) }),
         }
     }

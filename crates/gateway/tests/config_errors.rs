@@ -263,10 +263,10 @@ fn garbage_files_are_refused_with_file_line_and_setting() {
         ),
         (
             "store-not-built",
-            "ttl = \"1h\"\nstore = \"redis://127.0.0.1:6379/0\"\n".into(),
+            "ttl = \"1h\"\nstore = \"rediss://127.0.0.1:6379/0\"\n".into(),
             2,
             "store",
-            "the redis store is not built into this version",
+            "(rediss://) is not built into this version",
         ),
         (
             "store-unknown",

@@ -11,8 +11,11 @@
 //! The parts: `file` reads the TOML as written (with spans), `values` parses
 //! single values, `origin` tracks where each came from, `policy` applies one
 //! level of per-route settings, `routes` builds the routes, `settings`
-//! resolves the whole, and `store` and `upstream` parse the two URLs.
+//! resolves the whole, `store` and `upstream` parse the two URLs, and
+//! `admin` holds the admin token and the rule that guards a public admin
+//! address.
 
+mod admin;
 mod error;
 mod file;
 mod origin;
@@ -26,6 +29,7 @@ mod values;
 #[cfg(test)]
 mod tests;
 
+pub use admin::AdminToken;
 pub use error::ConfigError;
 pub use settings::Settings;
 pub use store::{StoreUrl, StoreUrlError};
@@ -43,6 +47,9 @@ pub(crate) const SETTINGS: &[&str] = &[
     "upstream",
     "store",
     "admin_listen",
+    "admin_token",
+    "shutdown_grace",
+    "log_format",
     "worker_threads",
     "on_store_error",
     "max_key_length",

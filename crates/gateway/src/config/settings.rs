@@ -2,9 +2,11 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use idem_core::{GlobalPolicy, RoutePolicy, RouteTable};
 
+use super::admin::{self, AdminToken};
 use super::error::ConfigError;
 use super::file::{self, FileConfig, Source};
 use super::origin::{Ctx, Origin};
@@ -12,6 +14,7 @@ use super::policy::{Layer, apply};
 use super::store::StoreUrl;
 use super::{routes, upstream, values};
 use crate::cli::ServeArgs;
+use crate::logging::LogFormat;
 
 /// Everything the gateway needs to start, validated.
 #[derive(Debug, Clone)]
@@ -25,6 +28,13 @@ pub struct Settings {
     pub store: StoreUrl,
     /// The admin listener: metrics, health, admin API.
     pub admin_listen: SocketAddr,
+    /// The admin API's bearer token. `None` only on a loopback
+    /// `admin_listen`, where the admin API then needs no token.
+    pub admin_token: Option<AdminToken>,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Runtime worker threads; `None` means one per core.
     pub worker_threads: Option<usize>,
     /// The routes, with the top-level policy for requests that match none.
@@ -36,6 +46,10 @@ pub struct Settings {
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+/// As long as the default `upstream_timeout`, so that a request forwarded
+/// just before the signal can still finish. (An orchestrator's own grace
+/// before SIGKILL, 30s by default in Kubernetes, must be a little longer.)
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// `worker_threads` bounds: at least one; the upper bound only catches
 /// typos that would spawn thousands of threads.
@@ -87,6 +101,24 @@ pub(crate) fn resolve(
         file.admin_listen.as_ref(),
         values::socket_addr,
     )?;
+    let admin_token = ctx.top(
+        "admin_token",
+        &args.admin_token,
+        file.admin_token.as_ref(),
+        admin::token,
+    )?;
+    let shutdown_grace = ctx.top(
+        "shutdown_grace",
+        &args.shutdown_grace,
+        file.shutdown_grace.as_ref(),
+        values::duration,
+    )?;
+    let log_format = ctx.top(
+        "log_format",
+        &args.log_format,
+        file.log_format.as_ref(),
+        values::log_format,
+    )?;
     let worker_threads = ctx.top(
         "worker_threads",
         &args.worker_threads,
@@ -112,6 +144,22 @@ pub(crate) fn resolve(
         ));
     }
 
+    // A token is a shared secret over plain HTTP, so it is no protection
+    // against a network eavesdropper; but without one, anyone who can reach
+    // a public admin address could read stored responses and make keys
+    // execute again.
+    if admin_token.is_none() && !admin::may_skip_token(admin_addr) {
+        let origin = admin_listen.as_ref().map_or(Origin::Default, |a| a.origin);
+        return Err(ctx.error(
+            origin,
+            "admin_listen",
+            format!(
+                "{admin_addr} is not a loopback address, so the admin API needs a token: \
+                 set admin_token (--admin-token / IDEM_ADMIN_TOKEN), or listen on 127.0.0.1"
+            ),
+        ));
+    }
+
     let global = global(&ctx, args, &file)?;
     let top = apply(
         &ctx,
@@ -127,6 +175,9 @@ pub(crate) fn resolve(
         upstream: upstream.value,
         store: store.map(|s| s.value).unwrap_or_default(),
         admin_listen: admin_addr,
+        admin_token: admin_token.map(|t| t.value),
+        shutdown_grace: shutdown_grace.map_or(DEFAULT_SHUTDOWN_GRACE, |g| g.value),
+        log_format: log_format.map(|f| f.value).unwrap_or_default(),
         worker_threads: worker_threads.map(|w| w.value),
         routes: RouteTable::new(routes, Arc::new(top)),
         global,

@@ -6,15 +6,34 @@ use std::str::FromStr;
 
 /// The store the gateway keeps its records in.
 ///
-/// Parsed from `memory:` or `embedded:PATH`. The `redis://`,
-/// `redis+cluster://` and `postgres://` stores of the SPEC are recognised
-/// and refused as not built into this version.
+/// Parsed from `memory:`, `embedded:PATH`, `redis://HOST:PORT/DB`,
+/// `redis+cluster://H1:P1,H2:P2` or `postgres://…`. A shared store's URL may
+/// carry idem's own `prefix=NAME` query parameter: the prefix of every Redis
+/// key (default `idem:`) or of PostgreSQL's table names (default `idem_`), so
+/// that several deployments can share one server. A PostgreSQL URL's other
+/// query parameters go to the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `memory:`: in this process only; nothing survives a restart.
     Memory,
     /// `embedded:PATH`: durable on disk, in the directory `PATH`.
     Embedded(PathBuf),
+    /// `redis://…` or `redis+cluster://…`: shared by many gateways.
+    Redis {
+        /// The URL without idem's own query parameters; it may carry a
+        /// password, so it is never printed.
+        url: String,
+        /// The key prefix, if the URL named one.
+        prefix: Option<String>,
+    },
+    /// `postgres://…`: shared by many gateways.
+    Postgres {
+        /// The URL without idem's own query parameters; it may carry a
+        /// password, so it is never printed.
+        url: String,
+        /// The table-name prefix, if the URL named one.
+        prefix: Option<String>,
+    },
 }
 
 impl StoreUrl {
@@ -33,6 +52,14 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory:"),
             StoreUrl::Embedded(path) => write!(f, "embedded:{}", path.display()),
+            StoreUrl::Redis { url, prefix } | StoreUrl::Postgres { url, prefix } => {
+                f.write_str(&redact(url))?;
+                match prefix {
+                    Some(prefix) if url.contains('?') => write!(f, "&prefix={prefix}"),
+                    Some(prefix) => write!(f, "?prefix={prefix}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }
@@ -61,10 +88,19 @@ impl FromStr for StoreUrl {
                 err("the embedded store needs a directory, e.g. embedded:./idem-data".to_owned())
             }
             "embedded" => Ok(StoreUrl::Embedded(PathBuf::from(rest))),
-            "redis" | "rediss" | "redis+cluster" | "postgres" | "postgresql" => err(format!(
-                "the {scheme} store is not built into this version of idem; \
-                 use memory: or embedded:PATH"
-            )),
+            "redis" | "redis+cluster" => {
+                let (url, prefix) = split_prefix(text, false)?;
+                Ok(StoreUrl::Redis { url, prefix })
+            }
+            "postgres" | "postgresql" => {
+                let (url, prefix) = split_prefix(text, true)?;
+                Ok(StoreUrl::Postgres { url, prefix })
+            }
+            "rediss" => err(
+                "TLS to Redis (rediss://) is not built into this version of idem; \
+                 use redis:// on a trusted network"
+                    .to_owned(),
+            ),
             _ => err(format!(
                 "unknown store {scheme:?}; use memory: or embedded:PATH"
             )),
@@ -72,9 +108,69 @@ impl FromStr for StoreUrl {
     }
 }
 
+/// Takes idem's own `prefix=` query parameter off a shared store's URL.
+/// Other parameters stay on the URL when `keep_others` (PostgreSQL's driver
+/// reads them) and are refused otherwise (Redis takes none).
+fn split_prefix(text: &str, keep_others: bool) -> Result<(String, Option<String>), StoreUrlError> {
+    let Some((base, query)) = text.split_once('?') else {
+        return Ok((text.to_owned(), None));
+    };
+    let mut prefix = None;
+    let mut others = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("prefix", value)) if !value.is_empty() && !value.contains(['{', '}']) => {
+                prefix = Some(value.to_owned());
+            }
+            Some(("prefix", _)) => {
+                return Err(StoreUrlError(
+                    "prefix= must be non-empty and must not contain '{' or '}'".to_owned(),
+                ));
+            }
+            _ if keep_others => others.push(pair),
+            _ => {
+                return Err(StoreUrlError(
+                    "a redis store URL takes only the query parameter prefix=NAME".to_owned(),
+                ));
+            }
+        }
+    }
+    let url = if others.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", others.join("&"))
+    };
+    Ok((url, prefix))
+}
+
+/// The URL with its password replaced, for logs and messages.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{hosts}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_never_displayed() {
+        let url: StoreUrl = "redis://:hunter2@h:6379/0?prefix=p:".parse().unwrap();
+        assert_eq!(url.to_string(), "redis://:***@h:6379/0?prefix=p:");
+        let url: StoreUrl = "postgres://app:pw@db/idem?sslmode=disable".parse().unwrap();
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db/idem?sslmode=disable"
+        );
+    }
 
     #[test]
     fn store_urls() {
@@ -86,6 +182,27 @@ mod tests {
                 StoreUrl::Embedded("/var/lib/idem".into()),
             ),
             (StoreUrl::DEFAULT, StoreUrl::default()),
+            (
+                "redis://127.0.0.1:6379/0",
+                StoreUrl::Redis {
+                    url: "redis://127.0.0.1:6379/0".into(),
+                    prefix: None,
+                },
+            ),
+            (
+                "postgres://u@h/test?sslmode=disable&prefix=t1_",
+                StoreUrl::Postgres {
+                    url: "postgres://u@h/test?sslmode=disable".into(),
+                    prefix: Some("t1_".into()),
+                },
+            ),
+            (
+                "redis+cluster://a:1,b:2?prefix=t1:",
+                StoreUrl::Redis {
+                    url: "redis+cluster://a:1,b:2".into(),
+                    prefix: Some("t1:".into()),
+                },
+            ),
         ];
         for (text, url) in ok {
             assert_eq!(text.parse::<StoreUrl>(), Ok(url.clone()), "{text}");
@@ -95,15 +212,10 @@ mod tests {
             ("memory", "not a store URL"),
             ("memory:x", "takes no path"),
             ("embedded:", "needs a directory"),
-            ("redis://h:6379/0", "the redis store is not built"),
-            (
-                "redis+cluster://a:1,b:2",
-                "the redis+cluster store is not built",
-            ),
-            (
-                "postgres://u:secret@h/db",
-                "the postgres store is not built",
-            ),
+            ("redis://h:6379/0?db=2", "only the query parameter prefix"),
+            ("redis://h:6379/0?prefix=", "prefix= must be non-empty"),
+            ("redis://h:6379/0?prefix={x}", "must not contain"),
+            ("rediss://u:secret@h/0", "rediss://) is not built"),
             ("ftp://x", "unknown store \"ftp\""),
         ];
         for (text, message) in bad {

@@ -121,6 +121,23 @@ fn render_top(s: &Settings) -> String {
             "127.0.0.1:9090".to_owned(),
         ),
         (
+            // Never the token itself: only whether there is one.
+            "admin_token",
+            if s.admin_token.is_some() {
+                "set"
+            } else {
+                "unset"
+            }
+            .to_owned(),
+            "unset".to_owned(),
+        ),
+        ("shutdown_grace", show(s.shutdown_grace), "30s".to_owned()),
+        (
+            "log_format",
+            format!("{:?}", s.log_format),
+            "Human".to_owned(),
+        ),
+        (
             "worker_threads",
             format!("{:?}", s.worker_threads),
             "None".to_owned(),
@@ -345,8 +362,8 @@ fn file_errors_name_file_line_and_setting() {
             "idem.toml:1: on_store_error: \"open\" is not fail-closed or pass-through",
         ),
         (
-            "store = \"redis://h:6379/0\"",
-            "idem.toml:1: store: the redis store is not built into this version of idem; use memory: or embedded:PATH",
+            "store = \"rediss://h:6379/0\"",
+            "idem.toml:1: store: TLS to Redis (rediss://) is not built into this version of idem; use redis:// on a trusted network",
         ),
         (
             "upstream = \"https://api\"",
@@ -383,7 +400,7 @@ fn file_errors_name_file_line_and_setting() {
         ),
         (
             "lease = \"90s\"\nleas = \"90s\"",
-            "idem.toml:2: leas: unknown field `leas`, expected one of `listen`, `upstream`, `store`, `admin_listen`, `worker_threads`, `on_store_error`, `max_key_length`, `max_request_bytes`, `mode`, `key`, `principal`, `fingerprint_headers`, `ttl`, `upstream_timeout`, `lease`, `on_concurrent`, `wait_timeout`, `release_statuses`, `max_response_bytes`, `route`",
+            "idem.toml:2: leas: unknown field `leas`, expected one of `listen`, `upstream`, `store`, `admin_listen`, `admin_token`, `shutdown_grace`, `log_format`, `worker_threads`, `on_store_error`, `max_key_length`, `max_request_bytes`, `mode`, `key`, `principal`, `fingerprint_headers`, `ttl`, `upstream_timeout`, `lease`, `on_concurrent`, `wait_timeout`, `release_statuses`, `max_response_bytes`, `route`",
         ),
         (
             "worker_threads = \"4\"",
@@ -577,8 +594,8 @@ fn flag_errors_name_the_flag_and_variable() {
             "--upstream / IDEM_UPSTREAM: \"api:3000\" has no scheme (e.g. http://127.0.0.1:3000)",
         ),
         (
-            arg(|a| a.store = Some("postgres://u:secret@db/idem".into())),
-            "--store / IDEM_STORE: the postgres store is not built into this version of idem; use memory: or embedded:PATH",
+            arg(|a| a.store = Some("rediss://u:secret@db/0".into())),
+            "--store / IDEM_STORE: TLS to Redis (rediss://) is not built into this version of idem; use redis:// on a trusted network",
         ),
         (
             arg(|a| a.admin_listen = Some("nowhere".into())),
@@ -612,6 +629,88 @@ fn flag_errors_name_the_flag_and_variable() {
     for (args, expected) in cases {
         check_args(&args, "", "", expected);
     }
+}
+
+/// The operator's settings: the admin token, which a public admin address
+/// requires; the shutdown grace; the log format.
+#[test]
+fn admin_shutdown_and_log_settings() {
+    let token = "0123456789abcdef";
+    let cases = [
+        (
+            format!("admin_token = \"{token}\"\nshutdown_grace = \"5s\"\nlog_format = \"json\""),
+            "admin_token=set shutdown_grace=5s log_format=Json".to_owned(),
+        ),
+        (
+            format!("admin_listen = \"0.0.0.0:9090\"\nadmin_token = \"{token}\""),
+            "admin_listen=0.0.0.0:9090 admin_token=set".to_owned(),
+        ),
+        (
+            "admin_listen = \"[::1]:9090\"".to_owned(),
+            "admin_listen=[::1]:9090".to_owned(),
+        ),
+        (
+            "\nadmin_listen = \"0.0.0.0:9090\"".to_owned(),
+            "idem.toml:2: admin_listen: 0.0.0.0:9090 is not a loopback address, so the admin API \
+             needs a token: set admin_token (--admin-token / IDEM_ADMIN_TOKEN), or listen on 127.0.0.1"
+                .to_owned(),
+        ),
+        (
+            "admin_token = \"short\"".to_owned(),
+            "idem.toml:1: admin_token: must be 16 to 512 characters long, got 5 (e.g. the output of \
+             `openssl rand -hex 16`)"
+                .to_owned(),
+        ),
+        (
+            "shutdown_grace = 30".to_owned(),
+            "idem.toml:1: shutdown_grace: \"30\" is not a duration (e.g. 30s, 24h, 1h30m): time unit needed, for example 30sec or 30ms".to_owned(),
+        ),
+        (
+            "log_format = \"xml\"".to_owned(),
+            "idem.toml:1: log_format: \"xml\" is not a log format; use human or json".to_owned(),
+        ),
+    ];
+    for (toml, expected) in cases {
+        check(&toml, "", &expected);
+    }
+    // From flags, the error names the flag and the variable; a token given
+    // as a flag satisfies a public address from the file.
+    let public = ServeArgs {
+        upstream: Some(UPSTREAM.to_owned()),
+        admin_listen: Some("0.0.0.0:9090".to_owned()),
+        ..ServeArgs::default()
+    };
+    check_args(
+        &public,
+        "",
+        "",
+        "--admin-listen / IDEM_ADMIN_LISTEN: 0.0.0.0:9090 is not a loopback address, so the admin \
+         API needs a token: set admin_token (--admin-token / IDEM_ADMIN_TOKEN), or listen on 127.0.0.1",
+    );
+    let with_token = ServeArgs {
+        upstream: Some(UPSTREAM.to_owned()),
+        admin_token: Some(token.to_owned()),
+        ..ServeArgs::default()
+    };
+    check_args(
+        &with_token,
+        "admin_listen = \"0.0.0.0:9090\"",
+        "",
+        "admin_listen=0.0.0.0:9090 admin_token=set",
+    );
+    let secret = ServeArgs {
+        upstream: Some(UPSTREAM.to_owned()),
+        admin_token: Some("secret value!".to_owned()),
+        ..ServeArgs::default()
+    };
+    let err = resolve_str(&secret, "idem.toml", "")
+        .expect_err("bad token")
+        .to_string();
+    assert!(
+        err.starts_with("--admin-token / IDEM_ADMIN_TOKEN: "),
+        "{err}"
+    );
+    assert!(!err.contains("secret"), "never echoes the token: {err}");
 }
 
 #[test]

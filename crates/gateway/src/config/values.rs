@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use idem_core::{Mode, OnConcurrent, OnStoreError};
 
+use crate::logging::LogFormat;
+
 /// The shortest duration accepted. Records count time in milliseconds, so a
 /// shorter one would round to zero.
 const MIN_DURATION: Duration = Duration::from_millis(1);
@@ -110,6 +112,15 @@ pub(crate) fn on_store_error(text: &str) -> Result<OnStoreError, String> {
         "fail-closed" => Ok(OnStoreError::FailClosed),
         "pass-through" => Ok(OnStoreError::PassThrough),
         _ => Err(format!("{text:?} is not fail-closed or pass-through")),
+    }
+}
+
+/// `human` or `json`.
+pub(crate) fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text {
+        "human" => Ok(LogFormat::Human),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("{text:?} is not a log format; use human or json")),
     }
 }
 
@@ -231,6 +242,8 @@ mod tests {
             Ok(OnStoreError::PassThrough)
         );
         assert!(on_store_error("pass_through").is_err());
+        assert_eq!(log_format("json"), Ok(LogFormat::Json));
+        assert!(log_format("JSON").is_err());
     }
 
     #[test]

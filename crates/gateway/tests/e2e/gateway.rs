@@ -43,6 +43,8 @@ impl Drop for TempDir {
 pub(crate) struct Gateway {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// The admin listener's address.
+    pub(crate) admin: SocketAddr,
     log: PathBuf,
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -80,9 +82,14 @@ impl Gateway {
         let mut child = command.spawn().expect("idem binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        // The admin line comes first, then the gateway's.
+        let mut admin = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("idem admin listening on ") {
+                        admin = Some(addr.trim().parse().unwrap());
+                    }
                     if let Some(addr) = line.strip_prefix("idem listening on ") {
                         break addr.trim().parse().unwrap();
                     }
@@ -99,9 +106,52 @@ impl Gateway {
         Self {
             child,
             addr,
+            admin: admin.expect("the admin line comes before the gateway's"),
             log,
             client,
         }
+    }
+
+    /// Sends SIGTERM, as an orchestrator does to stop a process.
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `limit` for the process to exit by itself, and returns
+    /// its exit status, or `None` if it is still running.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A request to this gateway's admin listener.
+    pub(crate) fn admin_request(&self, method: Method, path: &str) -> Call {
+        Call {
+            client: self.client.clone(),
+            builder: Request::builder()
+                .method(method)
+                .uri(format!("http://{}{path}", self.admin)),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The text of `/metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        let reply = self.admin_request(Method::GET, "/metrics").send().await;
+        assert_eq!(reply.status, 200);
+        reply.text()
     }
 
     /// Sends SIGKILL and reaps the process.
@@ -163,6 +213,16 @@ impl Call {
     pub(crate) fn body(mut self, body: impl Into<Bytes>) -> Self {
         self.body = body.into();
         self
+    }
+
+    /// Sends, and returns the status, or the client's error if the
+    /// connection failed (for tests where the gateway goes away).
+    pub(crate) async fn send_raw(self) -> Result<StatusCode, hyper_util::client::legacy::Error> {
+        let request = self.builder.body(Full::new(self.body)).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("gateway answers or fails within 30s")?;
+        Ok(response.status())
     }
 
     pub(crate) async fn send(self) -> Reply {

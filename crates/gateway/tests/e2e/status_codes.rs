@@ -261,5 +261,9 @@ async fn pass_through_on_store_error_is_an_explicit_opt_out() {
         assert_eq!(reply.status, 201, "{}", reply.text());
         assert!(!reply.is_replay(), "no record, so no replay");
     }
-    assert_eq!(s.upstream.executions(), 2, "unprotected: each request executes");
+    assert_eq!(
+        s.upstream.executions(),
+        2,
+        "unprotected: each request executes"
+    );
 }

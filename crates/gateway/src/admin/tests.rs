@@ -1,0 +1,483 @@
+//! The admin listener answered in-process, on a memory store that a test
+//! can switch off, with a clock it sets. Every answer also passes the
+//! dispatcher's check that its status is one the endpoint declares.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use idem_core::{
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Fingerprint, IdempotencyKey,
+    Principal, Record, RecordId, Store, StoreError, StoredBody, StoredResponse, Timestamp,
+    WriteError,
+};
+use idem_middleware::Clock;
+use idem_store_memory::MemoryStore;
+use serde_json::{Value, json};
+
+use super::{AdminState, dispatch};
+use crate::config::AdminToken;
+
+const TOKEN: &str = "0123456789abcdef0123";
+const T0: u64 = 1_700_000_000_000;
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A memory store that answers `Unavailable` while switched off.
+#[derive(Default)]
+struct Switchable {
+    inner: MemoryStore,
+    off: AtomicBool,
+}
+
+impl Switchable {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.off.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("switched off by the test".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Store for Switchable {
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.claim(request).await
+        })
+    }
+    fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.complete(completion).await
+        })
+    }
+    fn release(&self, id: RecordId, fence: Fence) -> BoxFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.release(id, fence).await
+        })
+    }
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.get(id).await
+        })
+    }
+    fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.delete(id).await
+        })
+    }
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.purge_expired(now, limit).await
+        })
+    }
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.list_in_flight(after, limit).await
+        })
+    }
+}
+
+/// A clock the test sets.
+#[derive(Default)]
+struct TestClock(AtomicU64);
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(T0 + self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct Admin {
+    state: AdminState,
+    store: Arc<Switchable>,
+    clock: Arc<TestClock>,
+}
+
+fn admin(token: Option<&str>) -> Admin {
+    let store = Arc::new(Switchable::default());
+    let clock = Arc::new(TestClock::default());
+    let state = AdminState {
+        store: store.clone(),
+        clock: clock.clone(),
+        token: token.map(AdminToken::for_tests),
+        route_ids: vec!["*".to_owned(), "POST /v1/charges".to_owned()],
+        max_key_length: 255,
+        metrics: None,
+        draining: Arc::new(AtomicBool::new(false)),
+    };
+    Admin {
+        state,
+        store,
+        clock,
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Value,
+}
+
+impl Admin {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body.as_bytes())))
+            .unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let response = dispatch::handle(&self.state, peer, request).await;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A call as an authorised operator.
+    async fn op(&self, method: Method, path: &str, body: &str) -> Reply {
+        let auth = format!("Bearer {TOKEN}");
+        let headers = [("authorization", auth.as_str()), ("x-idem-actor", "tester")];
+        self.call(method, path, &headers, body).await
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    async fn claim(&self, id: RecordId) -> Fence {
+        let request = ClaimRequest {
+            id,
+            fingerprint: Fingerprint::from_bytes([9; 32]),
+            now: self.now(),
+            lease: LEASE,
+            ttl: Duration::from_secs(3600),
+        };
+        match self.store.claim(request).await.unwrap() {
+            ClaimOutcome::Claimed { fence, .. } => fence,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn complete(&self, id: RecordId, fence: Fence) {
+        let completion = Completion {
+            id,
+            fence,
+            response: StoredResponse {
+                status: 201,
+                headers: vec![(
+                    "content-type".into(),
+                    Bytes::from_static(b"application/json"),
+                )],
+                body: StoredBody::Kept(Bytes::from_static(b"{\"charged\":true}")),
+            },
+            now: self.now(),
+            ttl: Duration::from_secs(3600),
+        };
+        self.store.complete(completion).await.unwrap();
+    }
+}
+
+fn id(n: u8) -> RecordId {
+    RecordId::from_bytes([n; 32])
+}
+
+#[tokio::test]
+async fn readyz_flips_with_the_store_and_on_shutdown() {
+    let a = admin(Some(TOKEN));
+    let ready = a.call(Method::GET, "/readyz", &[], "").await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(ready.body["status"], "ready");
+
+    a.store.off.store(true, Ordering::SeqCst);
+    let down = a.call(Method::GET, "/readyz", &[], "").await;
+    assert_eq!(down.status, 503);
+    let reason = down.body["reason"].as_str().unwrap();
+    assert!(reason.starts_with("store: "), "{reason}");
+    assert!(reason.contains("switched off by the test"), "{reason}");
+    // Liveness does not depend on the store.
+    assert_eq!(a.call(Method::GET, "/livez", &[], "").await.status, 200);
+
+    a.store.off.store(false, Ordering::SeqCst);
+    assert_eq!(a.call(Method::GET, "/readyz", &[], "").await.status, 200);
+
+    a.state.draining.store(true, Ordering::SeqCst);
+    let draining = a.call(Method::GET, "/readyz", &[], "").await;
+    assert_eq!(draining.status, 503);
+    assert!(
+        draining.body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down")
+    );
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_the_token_then_an_actor() {
+    let a = admin(Some(TOKEN));
+    let path = format!("/admin/v1/records/{}", id(1));
+    let none = a
+        .call(Method::GET, &path, &[("x-idem-actor", "a")], "")
+        .await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.body["type"], "urn:idem:admin:unauthorized");
+    assert!(none.headers.contains_key("www-authenticate"));
+    let wrong = a
+        .call(
+            Method::GET,
+            &path,
+            &[
+                ("authorization", "Bearer 0123456789abcdef0124"),
+                ("x-idem-actor", "a"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let auth = format!("Bearer {TOKEN}");
+    let anonymous = a
+        .call(Method::GET, &path, &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(anonymous.status, 400);
+    assert_eq!(anonymous.body["type"], "urn:idem:admin:actor-missing");
+    // With both: the record is simply not there.
+    assert_eq!(a.op(Method::GET, &path, "").await.status, 404);
+    // The open endpoints need neither.
+    for open in ["/livez", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(
+            a.call(Method::GET, open, &[], "").await.status,
+            200,
+            "{open}"
+        );
+    }
+    // Without a configured token (loopback), the actor is still required.
+    let local = admin(None);
+    assert_eq!(local.call(Method::GET, &path, &[], "").await.status, 400);
+    let named = local
+        .call(Method::GET, &path, &[("x-idem-actor", "a")], "")
+        .await;
+    assert_eq!(named.status, 404);
+}
+
+#[tokio::test]
+async fn lookup_finds_the_record_the_gateway_would_use() {
+    let a = admin(Some(TOKEN));
+    let key = IdempotencyKey::from_derived("order-1", 255).unwrap();
+    let id = RecordId::derive(Principal(Some(b"Bearer sk_1")), "POST /v1/charges", &key);
+    let fence = a.claim(id).await;
+    a.complete(id, fence).await;
+
+    let body = json!({"route": "POST /v1/charges", "key": "order-1", "principal": "Bearer sk_1"});
+    let found = a
+        .op(Method::POST, "/admin/v1/records/lookup", &body.to_string())
+        .await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert_eq!(found.body["id"], id.to_string());
+    assert_eq!(found.body["state"], "completed");
+    assert_eq!(found.body["fence"], fence.0);
+    assert_eq!(found.body["response"]["status"], 201);
+    assert!(found.body["response"].get("body").is_none());
+
+    let with_body = a
+        .op(
+            Method::POST,
+            "/admin/v1/records/lookup?body=true",
+            &body.to_string(),
+        )
+        .await;
+    assert_eq!(
+        with_body.body["response"]["body"]["data"],
+        "{\"charged\":true}"
+    );
+
+    // Another principal's record is another record.
+    let other = json!({"route": "POST /v1/charges", "key": "order-1", "principal": "Bearer sk_2"});
+    let missing = a
+        .op(Method::POST, "/admin/v1/records/lookup", &other.to_string())
+        .await;
+    assert_eq!(missing.status, 404);
+    // A route that is not configured is pointed out.
+    let typo = json!({"route": "POST /v1/charge", "key": "order-1"});
+    let typo = a
+        .op(Method::POST, "/admin/v1/records/lookup", &typo.to_string())
+        .await;
+    assert_eq!(typo.status, 404);
+    assert!(
+        typo.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("POST /v1/charges")
+    );
+    // Malformed bodies and keys.
+    for bad in [
+        "",
+        "{}",
+        "{\"route\":\"*\",\"key\":\"\"}",
+        "{\"route\":\"*\",\"key\":\"k\",\"x\":1}",
+    ] {
+        let reply = a.op(Method::POST, "/admin/v1/records/lookup", bad).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
+async fn release_and_delete_resolve_records() {
+    let a = admin(Some(TOKEN));
+    let (flying, done) = (id(1), id(2));
+    let fence = a.claim(flying).await;
+    let done_fence = a.claim(done).await;
+    a.complete(done, done_fence).await;
+
+    let path = |id: RecordId, suffix: &str| format!("/admin/v1/records/{id}{suffix}");
+    let got = a.op(Method::GET, &path(flying, ""), "").await;
+    assert_eq!(got.body["state"], "in_flight");
+    assert_eq!(got.body["lease_lapsed"], false);
+    // Later than the lease: the record shows an unknown outcome.
+    a.clock
+        .0
+        .store(LEASE.as_millis() as u64 + 1, Ordering::SeqCst);
+    let lapsed = a.op(Method::GET, &path(flying, ""), "").await;
+    assert_eq!(lapsed.body["lease_lapsed"], true);
+
+    let released = a.op(Method::POST, &path(flying, "/release"), "").await;
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert_eq!(released.body["fence"], fence.0);
+    assert_eq!(a.op(Method::GET, &path(flying, ""), "").await.status, 404);
+    assert_eq!(
+        a.op(Method::POST, &path(flying, "/release"), "")
+            .await
+            .status,
+        404
+    );
+
+    // A completed record is not released (that would forget a stored
+    // outcome behind the client's back); it can be deleted.
+    let refused = a.op(Method::POST, &path(done, "/release"), "").await;
+    assert_eq!(refused.status, 409);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Delete it")
+    );
+    let deleted = a.op(Method::DELETE, &path(done, ""), "").await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(deleted.body["deleted"], true);
+    assert_eq!(a.op(Method::DELETE, &path(done, ""), "").await.status, 404);
+
+    // Ids that do not parse.
+    for bad in ["/admin/v1/records/xyz", "/admin/v1/records/abc/release"] {
+        let method = if bad.ends_with("release") {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        assert_eq!(a.op(method, bad, "").await.status, 400, "{bad}");
+    }
+    // A store that fails is a 503, not a 404.
+    a.store.off.store(true, Ordering::SeqCst);
+    assert_eq!(a.op(Method::GET, &path(done, ""), "").await.status, 503);
+}
+
+#[tokio::test]
+async fn in_flight_records_page_by_id() {
+    let a = admin(Some(TOKEN));
+    let mut flying = Vec::new();
+    for n in [5u8, 1, 4, 2, 3] {
+        a.claim(id(n)).await;
+        flying.push(id(n));
+    }
+    let done = id(9);
+    let fence = a.claim(done).await;
+    a.complete(done, fence).await;
+    flying.sort();
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut path = "/admin/v1/in-flight?limit=2".to_owned();
+        if let Some(after) = &after {
+            path.push_str(&format!("&after={after}"));
+        }
+        let page = a.op(Method::GET, &path, "").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        pages += 1;
+        for record in page.body["records"].as_array().unwrap() {
+            assert_eq!(record["state"], "in_flight");
+            seen.push(record["id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_after"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    let expected: Vec<String> = flying.iter().map(ToString::to_string).collect();
+    assert_eq!(seen, expected, "every in-flight record once, by id");
+    assert_eq!(pages, 3, "pages of 2, 2 and 1");
+
+    for bad in ["?limit=0", "?limit=1001", "?limit=x", "?after=zz"] {
+        let reply = a
+            .op(Method::GET, &format!("/admin/v1/in-flight{bad}"), "")
+            .await;
+        assert_eq!(reply.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn purge_expired_deletes_what_expired() {
+    let a = admin(Some(TOKEN));
+    a.claim(id(1)).await;
+    let none = a.op(Method::POST, "/admin/v1/purge-expired", "").await;
+    assert_eq!(none.body["purged"], 0);
+    // Past the in-flight record's lease and TTL.
+    a.clock
+        .0
+        .store(LEASE.as_millis() as u64 + 3_600_001, Ordering::SeqCst);
+    let one = a.op(Method::POST, "/admin/v1/purge-expired", "").await;
+    assert_eq!(one.status, 200);
+    assert_eq!(one.body["purged"], 1);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods() {
+    let a = admin(Some(TOKEN));
+    let missing = a.call(Method::GET, "/nope", &[], "").await;
+    assert_eq!(missing.status, 404);
+    let wrong = a.call(Method::DELETE, "/livez", &[], "").await;
+    assert_eq!(wrong.status, 405);
+    assert_eq!(wrong.headers["allow"], "GET");
+    let openapi = a.call(Method::GET, "/openapi.json", &[], "").await;
+    assert_eq!(openapi.body["openapi"], "3.1.0");
+}
