@@ -15,6 +15,7 @@
 
 use crate::fingerprint::Fingerprint;
 use crate::record::{Fence, Record, RecordState, StoredResponse};
+use crate::store::ClaimOutcome;
 use crate::time::Timestamp;
 
 /// What a claim must do, given the record as it is.
@@ -42,6 +43,28 @@ pub enum ClaimDecision<'a> {
         /// When the record expires.
         expires_at: Timestamp,
     },
+}
+
+impl ClaimDecision<'_> {
+    /// The answer to a claim whose decision writes nothing (mismatch, busy,
+    /// replay), or `None` for `Execute`, which the store must carry out by
+    /// writing a new in-flight record.
+    pub fn answer(&self) -> Option<ClaimOutcome> {
+        match *self {
+            ClaimDecision::Execute { .. } => None,
+            ClaimDecision::Mismatch { expires_at } => Some(ClaimOutcome::Mismatch { expires_at }),
+            ClaimDecision::Busy { lease_expires_at } => {
+                Some(ClaimOutcome::Busy { lease_expires_at })
+            }
+            ClaimDecision::Replay {
+                response,
+                expires_at,
+            } => Some(ClaimOutcome::Replay {
+                response: response.clone(),
+                expires_at,
+            }),
+        }
+    }
 }
 
 /// Decides a claim for a request with `fingerprint` at `now`.

@@ -17,40 +17,34 @@ pub(crate) fn claim(
     request: &ClaimRequest,
 ) -> Result<ClaimOutcome, Failure<StoreError>> {
     let existing = tables.load(&request.id)?;
-    let outcome = match decide_claim(existing.as_ref(), &request.fingerprint, request.now) {
-        ClaimDecision::Execute { takeover } => {
-            // A takeover continues the record, so it keeps its creation
-            // time; a new record (or one replacing an expired one) starts
-            // now.
-            let created_at = match (&existing, takeover) {
-                (Some(record), true) => record.created_at,
-                _ => request.now,
-            };
-            let fence = tables.next_fence()?;
-            let lease_expires_at = request.lease_expires_at();
-            let record = Record {
-                fingerprint: request.fingerprint,
-                fence,
-                created_at,
-                expires_at: request.in_flight_expires_at(),
-                state: RecordState::InFlight { lease_expires_at },
-            };
-            tables.put(&request.id, existing.as_ref(), &record)?;
-            ClaimOutcome::Claimed {
-                fence,
-                lease_expires_at,
-                takeover,
-            }
+    let decision = decide_claim(existing.as_ref(), &request.fingerprint, request.now);
+    if let Some(answer) = decision.answer() {
+        return Ok(answer);
+    }
+    let takeover = matches!(decision, ClaimDecision::Execute { takeover: true });
+    let outcome = {
+        // A takeover continues the record, so it keeps its creation
+        // time; a new record (or one replacing an expired one) starts
+        // now.
+        let created_at = match (&existing, takeover) {
+            (Some(record), true) => record.created_at,
+            _ => request.now,
+        };
+        let fence = tables.next_fence()?;
+        let lease_expires_at = request.lease_expires_at();
+        let record = Record {
+            fingerprint: request.fingerprint,
+            fence,
+            created_at,
+            expires_at: request.in_flight_expires_at(),
+            state: RecordState::InFlight { lease_expires_at },
+        };
+        tables.put(&request.id, existing.as_ref(), &record)?;
+        ClaimOutcome::Claimed {
+            fence,
+            lease_expires_at,
+            takeover,
         }
-        ClaimDecision::Mismatch { expires_at } => ClaimOutcome::Mismatch { expires_at },
-        ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
-        ClaimDecision::Replay {
-            response,
-            expires_at,
-        } => ClaimOutcome::Replay {
-            response: response.clone(),
-            expires_at,
-        },
     };
     Ok(outcome)
 }

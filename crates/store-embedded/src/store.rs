@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use idem_core::{
-    BoxFuture, ClaimDecision, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId,
-    Store, StoreError, Timestamp, WriteError, decide_claim,
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store, StoreError,
+    Timestamp, WriteError, decide_claim,
 };
 use redb::{Database, DatabaseError};
 use tokio::sync::{mpsc, oneshot};
@@ -117,17 +117,9 @@ impl EmbeddedStore {
         // page cache in microseconds in the common case, far less than a
         // hop to a blocking pool would cost.
         let record = tables::read_record(&self.db, &request.id)?;
-        let outcome = match decide_claim(record.as_ref(), &request.fingerprint, request.now) {
-            ClaimDecision::Execute { .. } => return Ok(None),
-            ClaimDecision::Mismatch { expires_at } => ClaimOutcome::Mismatch { expires_at },
-            ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
-            ClaimDecision::Replay {
-                response,
-                expires_at,
-            } => ClaimOutcome::Replay {
-                response: response.clone(),
-                expires_at,
-            },
+        let decision = decide_claim(record.as_ref(), &request.fingerprint, request.now);
+        let Some(outcome) = decision.answer() else {
+            return Ok(None);
         };
         self.counters.snapshot_claim();
         Ok(Some(outcome))

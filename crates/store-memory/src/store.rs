@@ -58,42 +58,36 @@ impl MemoryStore {
     fn claim_now(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         let mut shard = self.shard(&request.id)?;
         let existing = shard.get(&request.id);
-        let outcome = match decide_claim(existing, &request.fingerprint, request.now) {
-            ClaimDecision::Execute { takeover } => {
-                // A takeover continues the record, so it keeps its creation
-                // time; a new record (or one replacing an expired one)
-                // starts now.
-                let created_at = match (takeover, existing) {
-                    (true, Some(record)) => record.created_at,
-                    _ => request.now,
-                };
-                let fence = self.next_fence();
-                let lease_expires_at = request.lease_expires_at();
-                shard.put(
-                    request.id,
-                    Record {
-                        fingerprint: request.fingerprint,
-                        fence,
-                        created_at,
-                        expires_at: request.in_flight_expires_at(),
-                        state: RecordState::InFlight { lease_expires_at },
-                    },
-                );
-                ClaimOutcome::Claimed {
+        let decision = decide_claim(existing, &request.fingerprint, request.now);
+        if let Some(answer) = decision.answer() {
+            return Ok(answer);
+        }
+        let takeover = matches!(decision, ClaimDecision::Execute { takeover: true });
+        let outcome = {
+            // A takeover continues the record, so it keeps its creation
+            // time; a new record (or one replacing an expired one)
+            // starts now.
+            let created_at = match (takeover, existing) {
+                (true, Some(record)) => record.created_at,
+                _ => request.now,
+            };
+            let fence = self.next_fence();
+            let lease_expires_at = request.lease_expires_at();
+            shard.put(
+                request.id,
+                Record {
+                    fingerprint: request.fingerprint,
                     fence,
-                    lease_expires_at,
-                    takeover,
-                }
+                    created_at,
+                    expires_at: request.in_flight_expires_at(),
+                    state: RecordState::InFlight { lease_expires_at },
+                },
+            );
+            ClaimOutcome::Claimed {
+                fence,
+                lease_expires_at,
+                takeover,
             }
-            ClaimDecision::Mismatch { expires_at } => ClaimOutcome::Mismatch { expires_at },
-            ClaimDecision::Busy { lease_expires_at } => ClaimOutcome::Busy { lease_expires_at },
-            ClaimDecision::Replay {
-                response,
-                expires_at,
-            } => ClaimOutcome::Replay {
-                response: response.clone(),
-                expires_at,
-            },
         };
         Ok(outcome)
     }

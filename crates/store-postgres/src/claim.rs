@@ -35,7 +35,7 @@
 //! Attempts are bounded (the operation's deadline bounds them anyway); a
 //! record that changes under every attempt is reported as unavailable.
 
-use idem_core::{ClaimDecision, ClaimOutcome, ClaimRequest, decide_claim};
+use idem_core::{ClaimOutcome, ClaimRequest, decide_claim};
 
 use crate::conn::Conn;
 use crate::error::Failure;
@@ -77,32 +77,18 @@ pub(crate) async fn claim(
             });
         }
         let record = row::record(&row)?;
-        match decide_claim(record.as_ref(), &request.fingerprint, request.now) {
-            ClaimDecision::Mismatch { expires_at } => {
-                return Ok(ClaimOutcome::Mismatch { expires_at });
-            }
-            ClaimDecision::Busy { lease_expires_at } => {
-                return Ok(ClaimOutcome::Busy { lease_expires_at });
-            }
-            ClaimDecision::Replay {
-                response,
-                expires_at,
-            } => {
-                return Ok(ClaimOutcome::Replay {
-                    response: response.clone(),
-                    expires_at,
-                });
-            }
-            ClaimDecision::Execute { .. } => {
-                // The snapshot predates the version the conflict check saw;
-                // see "How the other answers are read".
-                tracing::debug!(
-                    id = %request.id,
-                    attempt,
-                    "claim: snapshot older than the conflicting row, asking again"
-                );
-            }
+        if let Some(outcome) =
+            decide_claim(record.as_ref(), &request.fingerprint, request.now).answer()
+        {
+            return Ok(outcome);
         }
+        // The decision is to execute: the snapshot predates the version the
+        // conflict check saw; see "How the other answers are read".
+        tracing::debug!(
+            id = %request.id,
+            attempt,
+            "claim: snapshot older than the conflicting row, asking again"
+        );
     }
     Err(Failure::Contention(MAX_ATTEMPTS))
 }
