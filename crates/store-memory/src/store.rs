@@ -3,11 +3,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use bytes::BytesMut;
 use idem_core::{
     BoxFuture, ClaimDecision, ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection,
-    Record, RecordId, RecordState, Store, StoreError, StoredBody, StoredResponse, Timestamp,
-    WriteError, check_fence, decide_claim,
+    Record, RecordId, RecordState, Store, StoreError, Timestamp, WriteError, check_fence,
+    decide_claim,
 };
 
 use crate::shard::Shard;
@@ -57,8 +56,10 @@ impl MemoryStore {
 
     fn claim_now(&self, request: &ClaimRequest) -> Result<ClaimOutcome, StoreError> {
         let mut shard = self.shard(&request.id)?;
-        let existing = shard.get(&request.id);
-        let decision = decide_claim(existing, &request.fingerprint, request.now);
+        // Records are kept packed; unpack the one this claim is about (an
+        // in-flight record unpacks without allocating).
+        let existing = shard.get(&request.id).map(|r| r.unpack());
+        let decision = decide_claim(existing.as_ref(), &request.fingerprint, request.now);
         if let Some(answer) = decision.answer() {
             return Ok(answer);
         }
@@ -67,7 +68,7 @@ impl MemoryStore {
             // A takeover continues the record, so it keeps its creation
             // time; a new record (or one replacing an expired one)
             // starts now.
-            let created_at = match (takeover, existing) {
+            let created_at = match (takeover, &existing) {
                 (true, Some(record)) => record.created_at,
                 _ => request.now,
             };
@@ -75,7 +76,7 @@ impl MemoryStore {
             let lease_expires_at = request.lease_expires_at();
             shard.put(
                 request.id,
-                Record {
+                &Record {
                     fingerprint: request.fingerprint,
                     fence,
                     created_at,
@@ -96,10 +97,13 @@ impl MemoryStore {
         let mut shard = self.shard(&completion.id)?;
         // An expired record is absent to a completion: its holder gets
         // `Gone` rather than resurrecting it.
-        let Some(record) = shard.live(&completion.id, completion.now) else {
+        let Some(record) = shard
+            .live(&completion.id, completion.now)
+            .map(|r| r.unpack())
+        else {
             return Err(FenceRejection::Gone.into());
         };
-        check_fence(Some(record), completion.fence)?;
+        check_fence(Some(&record), completion.fence)?;
         let expires_at = completion.expires_at();
         let record = Record {
             fingerprint: record.fingerprint,
@@ -108,10 +112,14 @@ impl MemoryStore {
             expires_at,
             state: RecordState::Completed {
                 completed_at: completion.now,
-                response: compact(completion.response),
+                // Packing copies the response into the record's one
+                // allocation, so the store never keeps alive a larger
+                // buffer (hyper reads into buffers of several KiB) that the
+                // caller's `Bytes` are slices of.
+                response: completion.response,
             },
         };
-        shard.put(completion.id, record);
+        shard.put(completion.id, &record);
         Ok(())
     }
 
@@ -121,13 +129,13 @@ impl MemoryStore {
         // expired. That is harmless: only the record's own holder passes the
         // fence check, and deleting an expired in-flight record is what a
         // purge would do anyway.
-        check_fence(shard.get(&id), fence)?;
+        check_fence(shard.get(&id).map(|r| r.unpack()).as_ref(), fence)?;
         shard.remove(&id);
         Ok(())
     }
 
     fn get_now(&self, id: RecordId) -> Result<Option<Record>, StoreError> {
-        Ok(self.shard(&id)?.get(&id).cloned())
+        Ok(self.shard(&id)?.get(&id).map(|r| r.unpack()))
     }
 
     fn delete_now(&self, id: RecordId) -> Result<bool, StoreError> {
@@ -183,43 +191,6 @@ impl std::fmt::Debug for MemoryStore {
             .field("shards", &self.shards.len())
             .field("last_fence", &self.last_fence.load(Ordering::Relaxed))
             .finish_non_exhaustive()
-    }
-}
-
-/// Copies a response's header values and body into one allocation of
-/// exactly their size.
-///
-/// The bytes a caller hands over are often slices of a larger buffer (hyper
-/// reads a response into buffers of several KiB, and a `Bytes` slice keeps
-/// its whole buffer alive). A store that keeps responses in memory for a
-/// day must not keep those buffers with them.
-fn compact(response: StoredResponse) -> StoredResponse {
-    let body_len = match &response.body {
-        StoredBody::Kept(body) => body.len(),
-        StoredBody::NotKept => 0,
-    };
-    let values_len: usize = response.headers.iter().map(|(_, v)| v.len()).sum();
-    let mut buffer = BytesMut::with_capacity(values_len + body_len);
-    for (_, value) in &response.headers {
-        buffer.extend_from_slice(value);
-    }
-    if let StoredBody::Kept(body) = &response.body {
-        buffer.extend_from_slice(body);
-    }
-    let mut packed = buffer.freeze();
-    let headers = response
-        .headers
-        .into_iter()
-        .map(|(name, value)| (name, packed.split_to(value.len())))
-        .collect();
-    let body = match response.body {
-        StoredBody::Kept(_) => StoredBody::Kept(packed),
-        StoredBody::NotKept => StoredBody::NotKept,
-    };
-    StoredResponse {
-        status: response.status,
-        headers,
-        body,
     }
 }
 
