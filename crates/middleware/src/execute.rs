@@ -1,21 +1,29 @@
 //! Executing a claimed request and recording its outcome.
 //!
-//! The work runs in its own task, so that a client that disconnects does not
-//! cancel it: the upstream's answer is still read and recorded, and the
-//! client's retry gets the replay. The request's own future only waits for
-//! the response. The tasks are tracked (see [`crate::Executions`]), so that
-//! a gateway shutting down can wait for them to record their outcomes.
+//! A client that disconnects must not cancel the execution: the upstream's
+//! answer is still read and recorded, and the client's retry gets the
+//! replay. The execution runs inline in the request's own future (no task
+//! and no channel per request, the common case), inside an [`Execution`]
+//! that hands whatever is left of it to a task of its own if that future is
+//! dropped before it finishes. Either way it is tracked (see
+//! [`crate::Executions`]), so that a gateway shutting down can wait for it
+//! to record its outcome.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 use idem_core::{Completion, Fence, RecordId, RoutePolicy, StoredBody, Timestamp, WriteError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
+use tokio_util::task::TaskTracker;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 use tower_service::Service;
 
 use crate::BoxError;
@@ -33,10 +41,10 @@ pub(crate) struct Claim {
     pub(crate) id: RecordId,
     pub(crate) fence: Fence,
     pub(crate) lease_expires_at: Timestamp,
-    /// The request's trace, finished by the task when it replies.
+    /// The request's trace, finished when the response is ready.
     pub(crate) trace: Trace,
-    /// Dropped once the outcome is settled, or with the task however it
-    /// ends (a panic included).
+    /// Dropped once the outcome is settled, or with the execution however
+    /// it ends (a panic included).
     pub(crate) in_flight: InFlightGuard,
 }
 
@@ -58,24 +66,100 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError> + Send,
 {
-    let (reply, response) = oneshot::channel();
     let tasks = claim.prepared.tasks.clone();
-    tasks.spawn(run(claim, inner, request, reply));
-    // The task only drops its sender without replying if it panicked; the
-    // record then stays in flight until its lease ends.
-    response
-        .await
-        .unwrap_or_else(|_| Problem::Internal.into_response())
+    Execution::new(tasks, run(claim, inner, request)).await
 }
 
-type Reply<B> = oneshot::Sender<Response<ResponseBody<B>>>;
+/// An execution running inline in the request's future.
+///
+/// Boxed so that, if the request's future is dropped before the execution
+/// finishes (the client went away), the rest of it can be moved to a task
+/// of its own and still record its outcome. Holds a token of the tracker
+/// meanwhile, so that [`crate::Executions`] counts and waits for it exactly
+/// as for a spawned one.
+struct Execution<F>
+where
+    F: Future + Send + 'static,
+{
+    future: Option<Pin<Box<F>>>,
+    tasks: TaskTracker,
+    _running: TaskTrackerToken,
+}
+
+impl<F> Execution<F>
+where
+    F: Future + Send + 'static,
+{
+    fn new(tasks: TaskTracker, future: F) -> Self {
+        Self {
+            future: Some(Box::pin(future)),
+            _running: tasks.token(),
+            tasks,
+        }
+    }
+}
+
+impl<F, B> Future for Execution<F>
+where
+    F: Future<Output = Response<ResponseBody<B>>> + Send + 'static,
+{
+    type Output = Response<ResponseBody<B>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(future) = this.future.as_mut() else {
+            panic!("Execution polled after completion");
+        };
+        // A panic in the execution must not take the client's connection
+        // down with it: as when the execution had a task of its own, the
+        // client gets a `500` and the record stays in flight until its
+        // lease ends.
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(response)) => {
+                this.future = None;
+                Poll::Ready(response)
+            }
+            Err(_panic) => {
+                this.future = None;
+                Poll::Ready(Problem::Internal.into_response())
+            }
+        }
+    }
+}
+
+impl<F> Drop for Execution<F>
+where
+    F: Future + Send + 'static,
+{
+    fn drop(&mut self) {
+        let Some(future) = self.future.take() else {
+            return;
+        };
+        // The client is gone before the outcome was settled: finish the
+        // execution in a task (spawned before the token is released, so the
+        // tracker never counts it as done in between). Outside a runtime
+        // (the runtime itself is being dropped) nothing can run it; its
+        // record then stays in flight until its lease ends, as after a
+        // crash.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            self.tasks.spawn_on(
+                async move {
+                    drop(future.await);
+                },
+                &runtime,
+            );
+        }
+    }
+}
 
 async fn run<S, ReqBody, ResBody>(
     mut claim: Claim,
     mut inner: S,
     request: Request<RequestBody<ReqBody>>,
-    reply: Reply<ResBody>,
-) where
+) -> Response<ResponseBody<ResBody>>
+where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
     S::Error: Into<BoxError> + Send,
     ResBody: Body<Data = Bytes> + Send + 'static,
@@ -86,18 +170,17 @@ async fn run<S, ReqBody, ResBody>(
     let called = timeout_at(deadline, inner.call(request)).await;
     claim.trace.add_upstream(started.elapsed());
     let response = match called {
-        Err(_elapsed) => return unknown_outcome(claim, reply, Outcome::TimedOut),
+        Err(_elapsed) => return unknown_outcome(claim, Outcome::TimedOut),
         Ok(Err(error)) => {
             let error: BoxError = error.into();
             if was_not_reached(&*error) {
                 tracing::warn!(record = %claim.id, %error, "upstream unreachable; releasing");
                 release(&mut claim).await;
                 let response = Problem::UpstreamUnreachable.into_response();
-                let _ = reply.send(claim.finish(Counted::UpstreamUnreachable, response));
-                return;
+                return claim.finish(Counted::UpstreamUnreachable, response);
             }
             tracing::warn!(record = %claim.id, %error, "upstream failed after the request was sent");
-            return unknown_outcome(claim, reply, Outcome::Failed);
+            return unknown_outcome(claim, Outcome::Failed);
         }
         Ok(Ok(response)) => response,
     };
@@ -110,8 +193,7 @@ async fn run<S, ReqBody, ResBody>(
         release(&mut claim).await;
         claim.trace.released_by(status.as_u16());
         let response = response.map(ResponseBody::inner);
-        let _ = reply.send(claim.finish(Counted::Released, response));
-        return;
+        return claim.finish(Counted::Released, response);
     }
 
     let (mut parts, body) = response.into_parts();
@@ -120,10 +202,10 @@ async fn run<S, ReqBody, ResBody>(
     let buffered = timeout_at(deadline, buffer(Box::pin(body), limit)).await;
     claim.trace.add_upstream(reading.elapsed());
     match buffered {
-        Err(_elapsed) => unknown_outcome(claim, reply, Outcome::TimedOut),
+        Err(_elapsed) => unknown_outcome(claim, Outcome::TimedOut),
         Ok(Buffered::Failed(error)) => {
             tracing::warn!(record = %claim.id, %error, "upstream response body failed");
-            unknown_outcome(claim, reply, Outcome::Failed)
+            unknown_outcome(claim, Outcome::Failed)
         }
         Ok(Buffered::Whole(bytes)) => {
             let stored = to_stored(
@@ -135,7 +217,7 @@ async fn run<S, ReqBody, ResBody>(
             let expires_at = complete(&mut claim, stored).await;
             set_expires(&mut parts.headers, expires_at);
             let response = Response::from_parts(parts, ResponseBody::full(bytes));
-            let _ = reply.send(claim.finish(Counted::Executed, response));
+            claim.finish(Counted::Executed, response)
         }
         Ok(Buffered::TooLarge { head, rest }) => {
             let stored = to_stored(
@@ -148,11 +230,16 @@ async fn run<S, ReqBody, ResBody>(
             set_expires(&mut parts.headers, expires_at);
             let (tx, rx) = mpsc::channel(RELAY_FRAMES);
             let id = claim.id;
+            // The relay outlives the response head, so it gets a task of
+            // its own (rare: only bodies over `max_response_bytes`),
+            // tracked like the execution it finishes.
+            claim.prepared.tasks.spawn(async move {
+                if timeout_at(deadline, relay(head, rest, tx)).await.is_err() {
+                    tracing::warn!(record = %id, "upstream body timed out while relaying");
+                }
+            });
             let response = Response::from_parts(parts, ResponseBody::streamed(rx));
-            let _ = reply.send(claim.finish(Counted::Executed, response));
-            if timeout_at(deadline, relay(head, rest, tx)).await.is_err() {
-                tracing::warn!(record = %id, "upstream body timed out while relaying");
-            }
+            claim.finish(Counted::Executed, response)
         }
     }
 }
@@ -184,7 +271,7 @@ enum Outcome {
 /// The upstream may or may not have executed the request, so the record
 /// stays in flight until its lease ends: a retry before then gets `409`
 /// instead of a second execution.
-fn unknown_outcome<B>(claim: Claim, reply: Reply<B>, outcome: Outcome) {
+fn unknown_outcome<B>(claim: Claim, outcome: Outcome) -> Response<ResponseBody<B>> {
     let retry_after = claim
         .prepared
         .config
@@ -206,7 +293,7 @@ fn unknown_outcome<B>(claim: Claim, reply: Reply<B>, outcome: Outcome) {
         response.headers_mut(),
         claim.lease_expires_at.plus(claim.policy.ttl),
     );
-    let _ = reply.send(claim.finish(counted, response));
+    claim.finish(counted, response)
 }
 
 /// Stores the outcome and says until when it is kept. A refused or failed

@@ -6,12 +6,14 @@ use tokio_util::task::TaskTracker;
 /// The executions of one [`IdempotencyLayer`](crate::IdempotencyLayer):
 /// every claimed request, from its forwarding until its outcome is stored.
 ///
-/// Each execution runs in its own task, so that a client that disconnects
-/// does not cancel it. A server that shuts down must therefore wait for
-/// these tasks, not only for its connections: a request whose client went
-/// away still has an outcome to store. An execution abandoned when the
-/// process exits leaves its record in flight until its lease runs out,
-/// which is safe (see the `Store` contract), only slower for the retry.
+/// An execution runs in the request's own future, and moves to a task of
+/// its own if that future is dropped first, so that a client that
+/// disconnects does not cancel it. A server that shuts down must therefore
+/// wait for these executions, not only for its connections: a request whose
+/// client went away still has an outcome to store. Both kinds are counted
+/// here. An execution abandoned when the process exits leaves its record in
+/// flight until its lease runs out, which is safe (see the `Store`
+/// contract), only slower for the retry.
 #[derive(Clone)]
 pub struct Executions {
     tasks: TaskTracker,

@@ -22,10 +22,11 @@
 //!
 //! # Shutdown
 //!
-//! Claimed requests execute in their own tasks, so that a client that goes
-//! away does not cancel them. [`IdempotencyLayer::executions`] is the
-//! handle a server awaits on shutdown so that they can store their
-//! outcomes.
+//! A claimed request executes in the request's own future, and moves to a
+//! task of its own if that future is dropped first, so that a client that
+//! goes away does not cancel it. [`IdempotencyLayer::executions`] is the
+//! handle a server awaits on shutdown so that executions (inline or moved)
+//! can store their outcomes.
 
 #![deny(unreachable_pub)]
 #![warn(missing_docs)]

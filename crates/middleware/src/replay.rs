@@ -1,6 +1,8 @@
 //! Turning stored responses into HTTP responses, and HTTP responses into
 //! stored ones.
 
+use std::cell::RefCell;
+
 use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -74,10 +76,35 @@ pub(crate) fn to_stored(
 
 /// Sets `Idempotency-Expires`: until when the key is honoured.
 pub(crate) fn set_expires(headers: &mut HeaderMap, expires_at: Timestamp) {
-    let date = httpdate::fmt_http_date(to_system_time(expires_at));
-    if let Ok(value) = HeaderValue::from_str(&date) {
+    if let Some(value) = http_date(expires_at) {
         headers.insert(IDEMPOTENCY_EXPIRES, value);
     }
+}
+
+thread_local! {
+    /// The last HTTP-date formatted on this thread, by its second. Most
+    /// responses in a given second share one TTL and so one expiry second:
+    /// a hit is a reference-count increment instead of formatting and
+    /// validating a date string per response.
+    static LAST_DATE: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
+}
+
+/// `expires_at` as an HTTP-date header value (whole seconds, as the format
+/// has no finer unit).
+fn http_date(expires_at: Timestamp) -> Option<HeaderValue> {
+    let second = expires_at.as_millis() / 1000;
+    LAST_DATE.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, value)) = last.as_ref() {
+            if *cached == second {
+                return Some(value.clone());
+            }
+        }
+        let date = httpdate::fmt_http_date(to_system_time(expires_at));
+        let value = HeaderValue::from_str(&date).ok()?;
+        *last = Some((second, value.clone()));
+        Some(value)
+    })
 }
 
 #[cfg(test)]
@@ -106,6 +133,16 @@ mod tests {
         let names: Vec<&str> = stored.headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["content-type", "x-request-id"]);
         assert_eq!(stored.status, 201);
+    }
+
+    #[test]
+    fn expiry_dates_are_cached_by_the_second_only() {
+        let date = |millis| http_date(Timestamp::from_millis(millis)).unwrap();
+        assert_eq!(date(1_000), "Thu, 01 Jan 1970 00:00:01 GMT");
+        assert_eq!(date(1_999), "Thu, 01 Jan 1970 00:00:01 GMT");
+        assert_eq!(date(2_000), "Thu, 01 Jan 1970 00:00:02 GMT");
+        assert_eq!(date(1_500), "Thu, 01 Jan 1970 00:00:01 GMT");
+        assert_eq!(date(1_764_293_599_999), "Fri, 28 Nov 2025 01:33:19 GMT");
     }
 
     #[tokio::test]

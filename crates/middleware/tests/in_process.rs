@@ -42,6 +42,8 @@ enum Behaviour {
     Slow,
     Hang,
     Unreachable,
+    /// Panics while answering.
+    Panic,
 }
 
 struct Harness {
@@ -93,6 +95,7 @@ fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestServ
                         "connection refused",
                     )));
                 }
+                Behaviour::Panic => panic!("the service broke"),
             }
             let body = Full::new(Bytes::from(format!("execution {n}")));
             Ok::<_, BoxError>(Response::builder().status(201).body(body).unwrap())
@@ -282,4 +285,18 @@ async fn a_shutdown_waits_for_executions_whose_client_went_away() {
         "the outcome was stored"
     );
     assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+}
+
+/// An execution that panics costs its client a `500`, not its connection,
+/// and leaves the record in flight (the outcome is unknown) rather than
+/// letting a retry execute again.
+#[tokio::test]
+async fn a_panicking_execution_answers_500_and_keeps_the_record_in_flight() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Panic);
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+    assert!(h.executions.is_empty(), "nothing left running");
 }
