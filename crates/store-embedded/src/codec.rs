@@ -38,7 +38,8 @@
 //! | …      | …    | (kept only) body                                        |
 //!
 //! Nothing may follow the last field. The record id is not in the value: it
-//! is the key the value is stored under.
+//! is the key the value is stored under (through the `ids` index; see
+//! `tables.rs`, whose layout version is separate from this format's).
 //!
 //! # Decoding
 //!
@@ -82,8 +83,19 @@ pub(crate) fn is_completed(bytes: &[u8]) -> bool {
 }
 
 /// Encodes a record in the current format version.
+#[cfg(test)]
 pub(crate) fn encode(record: &Record) -> Result<Vec<u8>, TooLarge> {
-    let mut out = Vec::with_capacity(encoded_len_hint(record));
+    let mut out = Vec::new();
+    encode_into(record, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes a record in the current format version into `out`, replacing
+/// its contents. The writer reuses one buffer for a whole batch rather than
+/// allocating one per record.
+pub(crate) fn encode_into(record: &Record, out: &mut Vec<u8>) -> Result<(), TooLarge> {
+    out.clear();
+    out.reserve(encoded_len_hint(record));
     out.push(VERSION);
     out.push(match record.state {
         RecordState::InFlight { .. } => STATE_IN_FLIGHT,
@@ -91,31 +103,31 @@ pub(crate) fn encode(record: &Record) -> Result<Vec<u8>, TooLarge> {
     });
     out.extend_from_slice(record.fingerprint.as_bytes());
     out.extend_from_slice(&record.fence.0.to_be_bytes());
-    put_time(&mut out, record.created_at);
-    put_time(&mut out, record.expires_at);
+    put_time(out, record.created_at);
+    put_time(out, record.expires_at);
     match &record.state {
-        RecordState::InFlight { lease_expires_at } => put_time(&mut out, *lease_expires_at),
+        RecordState::InFlight { lease_expires_at } => put_time(out, *lease_expires_at),
         RecordState::Completed {
             completed_at,
             response,
         } => {
-            put_time(&mut out, *completed_at);
+            put_time(out, *completed_at);
             out.extend_from_slice(&response.status.to_be_bytes());
-            put_len(&mut out, response.headers.len())?;
+            put_len(out, response.headers.len())?;
             for (name, value) in &response.headers {
-                put_bytes(&mut out, name.as_bytes())?;
-                put_bytes(&mut out, value)?;
+                put_bytes(out, name.as_bytes())?;
+                put_bytes(out, value)?;
             }
             match &response.body {
                 StoredBody::NotKept => out.push(BODY_NOT_KEPT),
                 StoredBody::Kept(body) => {
                     out.push(BODY_KEPT);
-                    put_bytes(&mut out, body)?;
+                    put_bytes(out, body)?;
                 }
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Decodes a record written by any format version this build knows.

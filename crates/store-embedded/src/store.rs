@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::OpenError;
 use crate::stats::{Counters, Stats};
 use crate::tables;
-use crate::writer::{self, MAX_BATCH, Op, Reply};
+use crate::writer::{self, MAX_BATCH, Op, Queued, Reply};
 
 /// The database file inside the store directory.
 const FILE_NAME: &str = "idem.redb";
@@ -37,7 +37,7 @@ pub struct EmbeddedStore {
     /// Read transactions (`get`, the claim snapshot) use this directly.
     db: Arc<Database>,
     /// The writer's queue. `None` only while dropping.
-    ops: Option<mpsc::Sender<Op>>,
+    ops: Option<mpsc::Sender<Queued>>,
     /// Joined on drop, so that the file is closed when drop returns.
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
@@ -134,7 +134,20 @@ impl EmbeddedStore {
         let stopped = || E::from(StoreError::Unavailable(Box::new(WriterStopped)));
         let queue = self.ops.as_ref().ok_or_else(stopped)?;
         let (reply, result) = oneshot::channel();
-        queue.send(op(reply)).await.map_err(|_| stopped())?;
+        // The runtime this caller waits on, so that the writer can send the
+        // reply from inside it (see `writer.rs`). Only a multi-thread
+        // runtime: its workers run a spawned task whoever drives what. A
+        // current-thread runtime runs tasks only inside `block_on`, and a
+        // caller that merely entered one (and waits with another executor)
+        // would never see its reply, so such callers are answered from the
+        // writer thread.
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        queue
+            .send((op(reply), runtime))
+            .await
+            .map_err(|_| stopped())?;
         result.await.map_err(|_| stopped())?
     }
 

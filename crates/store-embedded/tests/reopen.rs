@@ -1,5 +1,6 @@
 //! What survives closing and opening the store again, and what opening
-//! refuses: a second open, a damaged record, an unknown layout.
+//! refuses: a second open, a damaged record, an unknown layout; and the
+//! migration of a layout-1 file.
 
 mod common;
 
@@ -10,6 +11,7 @@ use std::task::Poll;
 use common::{FP, LEASE, T0, TempDir, completion, id, request, response_for};
 use idem_core::{ClaimOutcome, Fence, RecordState, Store, StoreError, WriteError};
 use idem_store_embedded::{EmbeddedStore, OpenError};
+use redb::{ReadableDatabase, ReadableTable};
 
 fn open(dir: &TempDir) -> EmbeddedStore {
     match EmbeddedStore::open(dir.path()) {
@@ -103,7 +105,12 @@ fn open_creates_missing_directories() {
 
 // The table definitions as documented in `tables.rs`, to damage a file the
 // way a disk or an operator might.
-const RECORDS: redb::TableDefinition<'_, &[u8; 32], &[u8]> = redb::TableDefinition::new("records");
+const IDS: redb::TableDefinition<'_, &[u8; 32], u64> = redb::TableDefinition::new("ids");
+const LOG: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new("log");
+/// Layout 1's only record table, keyed by record id.
+const RECORDS_V1: redb::TableDefinition<'_, &[u8; 32], &[u8]> =
+    redb::TableDefinition::new("records");
+const EXPIRY: redb::TableDefinition<'_, &[u8; 40], ()> = redb::TableDefinition::new("expiry");
 const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("meta");
 
 /// Writes straight into the store's redb file (the store must be closed).
@@ -122,9 +129,12 @@ async fn a_damaged_record_is_corrupt_not_a_panic() {
         claimed_fence(&store, 1, T0).await
     };
     tamper(&dir, |txn| {
-        let mut records = txn.open_table(RECORDS).expect("records");
-        records
-            .insert(id(1).as_bytes(), &[1u8, 9, 9, 9][..])
+        // Layout 2 keeps a record in `log` under the fence of its claim.
+        let ids = txn.open_table(IDS).expect("ids");
+        let key = ids.get(id(1).as_bytes()).expect("get").expect("indexed");
+        assert_eq!(key.value(), fence.0, "a record's log key is its fence");
+        let mut log = txn.open_table(LOG).expect("log");
+        log.insert(key.value(), &[1u8, 9, 9, 9][..])
             .expect("insert");
     });
 
@@ -165,7 +175,7 @@ fn an_unknown_layout_is_refused() {
     match EmbeddedStore::open(dir.path()) {
         Err(OpenError::UnsupportedLayout {
             found: 99,
-            supported: 1,
+            supported: 2,
             ..
         }) => {}
         other => panic!("expected UnsupportedLayout, got {other:?}"),
@@ -230,4 +240,121 @@ async fn queued_operations_finish_after_their_futures_and_the_store_are_dropped(
             "queued claim {n} was applied"
         );
     }
+}
+
+/// A layout-1 record value, in-flight (codec format version 1, 66 bytes).
+fn v1_in_flight(fence: u64, created: u64, expires: u64, lease: u64) -> Vec<u8> {
+    let mut v = vec![1u8, 0];
+    v.extend_from_slice(FP.as_bytes());
+    for n in [fence, created, expires, lease] {
+        v.extend_from_slice(&n.to_be_bytes());
+    }
+    v
+}
+
+/// A layout-1 completed record: status 204, no headers, body not kept.
+fn v1_completed(fence: u64, created: u64, expires: u64, completed: u64) -> Vec<u8> {
+    let mut v = vec![1u8, 1];
+    v.extend_from_slice(FP.as_bytes());
+    for n in [fence, created, expires, completed] {
+        v.extend_from_slice(&n.to_be_bytes());
+    }
+    v.extend_from_slice(&204u16.to_be_bytes());
+    v.extend_from_slice(&0u32.to_be_bytes());
+    v.push(0);
+    v
+}
+
+fn v1_expiry_key(expires: u64, n: u64) -> [u8; 40] {
+    let mut key = [0u8; 40];
+    key[..8].copy_from_slice(&expires.to_be_bytes());
+    key[8..].copy_from_slice(id(n).as_bytes());
+    key
+}
+
+/// A file written by a layout-1 build (records keyed by id) is migrated on
+/// open, in one transaction: every record readable and writable as before,
+/// a damaged one still `Corrupt` and deletable, fences still growing, and
+/// the old table gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_1_file_is_migrated() {
+    let dir = TempDir::new("migrate");
+    let t0 = T0.as_millis();
+    let lease_end = t0 + LEASE.as_millis() as u64;
+    let far = t0 + 86_400_000;
+    {
+        // Build the layout-1 file by hand, as that build wrote it.
+        let db = redb::Database::create(dir.path().join("idem.redb")).expect("create");
+        let txn = db.begin_write().expect("begin");
+        {
+            let mut records = txn.open_table(RECORDS_V1).expect("records");
+            let mut expiry = txn.open_table(EXPIRY).expect("expiry");
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("layout", 1).expect("layout");
+            meta.insert("last_fence", 7).expect("last_fence");
+            let flying = v1_in_flight(5, t0, far, lease_end);
+            records.insert(id(1).as_bytes(), &flying[..]).expect("1");
+            expiry.insert(&v1_expiry_key(far, 1), ()).expect("e1");
+            let done = v1_completed(7, t0, far, t0 + 1);
+            records.insert(id(2).as_bytes(), &done[..]).expect("2");
+            expiry.insert(&v1_expiry_key(far, 2), ()).expect("e2");
+            records
+                .insert(id(3).as_bytes(), &[1u8, 9, 9][..])
+                .expect("3");
+        }
+        txn.commit().expect("commit");
+    }
+
+    {
+        let store = open(&dir);
+        match store.get(id(1)).await {
+            Ok(Some(record)) => {
+                assert_eq!(record.fence, Fence(5));
+                assert!(matches!(record.state, RecordState::InFlight { .. }));
+            }
+            other => panic!("the migrated in-flight record: {other:?}"),
+        }
+        match store.get(id(2)).await {
+            Ok(Some(record)) => {
+                assert_eq!(record.fence, Fence(7));
+                assert!(matches!(record.state, RecordState::Completed { .. }));
+            }
+            other => panic!("the migrated completed record: {other:?}"),
+        }
+        assert!(
+            matches!(store.get(id(3)).await, Err(StoreError::Corrupt(_))),
+            "a damaged record stays damaged"
+        );
+        assert!(
+            matches!(
+                store.claim(request(id(2), T0)).await,
+                Ok(ClaimOutcome::Replay { .. })
+            ),
+            "a migrated completed record replays"
+        );
+        store
+            .complete(completion(id(1), Fence(5), T0))
+            .await
+            .expect("the migrated claim completes with its fence");
+        // The damaged record took a key from the fence counter (8).
+        assert!(claimed_fence(&store, 4, T0).await > Fence(8));
+        assert!(matches!(store.delete(id(3)).await, Ok(true)), "delete");
+        assert_eq!(store.list_in_flight(None, 10).await.expect("list").len(), 1);
+        // Expiry entries came along: a purge far in the future takes all.
+        let later = idem_core::Timestamp::from_millis(far + 3 * 86_400_000);
+        assert_eq!(store.purge_expired(later, 100).await.expect("purge"), 3);
+    }
+
+    // Migrated once: the file is layout 2 now, without the old table.
+    let db = redb::Database::create(dir.path().join("idem.redb")).expect("open");
+    let txn = db.begin_read().expect("read");
+    let meta = txn.open_table(META).expect("meta");
+    assert_eq!(meta.get("layout").expect("get").map(|g| g.value()), Some(2));
+    assert!(
+        txn.open_table(RECORDS_V1).is_err(),
+        "the layout-1 table is gone"
+    );
+    drop((meta, txn, db));
+    let store = open(&dir);
+    assert!(matches!(store.get(id(1)).await, Ok(None)));
 }
