@@ -162,19 +162,24 @@ async fn concurrent_duplicate_is_409_with_retry_after() {
     assert_eq!(s.upstream.executions(), 1);
 }
 
+/// A second gateway on the first one's embedded directory: the first holds
+/// the store's lock, so the second's store is down.
+fn gateway_with_locked_store(s: &Setup, extra: &[&str]) -> Gateway {
+    Gateway::start(GatewayArgs {
+        upstream: s.upstream.url(),
+        store: format!("embedded:{}", s.dir.path().join("data").display()),
+        config: None,
+        extra: extra.iter().map(|a| a.to_string()).collect(),
+        dir: s.dir.path(),
+    })
+}
+
 #[tokio::test]
 async fn store_unreachable_is_503_and_forwards_nothing() {
     // A second gateway on the same embedded directory cannot open the store
     // (the first holds its lock): its store is down.
     let s = Setup::plain().await;
-    let data = s.dir.path().join("data");
-    let second = Gateway::start(GatewayArgs {
-        upstream: s.upstream.url(),
-        store: format!("embedded:{}", data.display()),
-        config: None,
-        extra: vec![],
-        dir: s.dir.path(),
-    });
+    let second = gateway_with_locked_store(&s, &[]);
     let reply = second.post("/v1/charges").key("k").json("{}").send().await;
     reply.assert_problem(503, "store-unavailable");
     assert_eq!(
@@ -248,14 +253,7 @@ lease = "2s"
 #[tokio::test]
 async fn pass_through_on_store_error_is_an_explicit_opt_out() {
     let s = Setup::plain().await;
-    let data = s.dir.path().join("data");
-    let second = Gateway::start(GatewayArgs {
-        upstream: s.upstream.url(),
-        store: format!("embedded:{}", data.display()),
-        config: None,
-        extra: vec!["--on-store-error".into(), "pass-through".into()],
-        dir: s.dir.path(),
-    });
+    let second = gateway_with_locked_store(&s, &["--on-store-error", "pass-through"]);
     for _ in 0..2 {
         let reply = second.post("/v1/charges").key("k").json("{}").send().await;
         assert_eq!(reply.status, 201, "{}", reply.text());
