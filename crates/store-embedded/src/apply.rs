@@ -22,31 +22,28 @@ pub(crate) fn claim(
         return Ok(answer);
     }
     let takeover = matches!(decision, ClaimDecision::Execute { takeover: true });
-    let outcome = {
-        // A takeover continues the record, so it keeps its creation
-        // time; a new record (or one replacing an expired one) starts
-        // now.
-        let created_at = match (&existing, takeover) {
-            (Some(record), true) => record.created_at,
-            _ => request.now,
-        };
-        let fence = tables.next_fence()?;
-        let lease_expires_at = request.lease_expires_at();
-        let record = Record {
-            fingerprint: request.fingerprint,
-            fence,
-            created_at,
-            expires_at: request.in_flight_expires_at(),
-            state: RecordState::InFlight { lease_expires_at },
-        };
-        tables.put(&request.id, existing.as_ref(), &record)?;
-        ClaimOutcome::Claimed {
-            fence,
-            lease_expires_at,
-            takeover,
-        }
+    // A takeover continues the record, so it keeps its creation
+    // time; a new record (or one replacing an expired one) starts
+    // now.
+    let created_at = match (&existing, takeover) {
+        (Some(record), true) => record.created_at,
+        _ => request.now,
     };
-    Ok(outcome)
+    let fence = tables.next_fence()?;
+    let lease_expires_at = request.lease_expires_at();
+    let record = Record {
+        fingerprint: request.fingerprint,
+        fence,
+        created_at,
+        expires_at: request.in_flight_expires_at(),
+        state: RecordState::InFlight { lease_expires_at },
+    };
+    tables.put(&request.id, existing.as_ref(), &record)?;
+    Ok(ClaimOutcome::Claimed {
+        fence,
+        lease_expires_at,
+        takeover,
+    })
 }
 
 /// Stores the response if the completion's fence still holds the record.

@@ -64,33 +64,30 @@ impl MemoryStore {
             return Ok(answer);
         }
         let takeover = matches!(decision, ClaimDecision::Execute { takeover: true });
-        let outcome = {
-            // A takeover continues the record, so it keeps its creation
-            // time; a new record (or one replacing an expired one)
-            // starts now.
-            let created_at = match (takeover, &existing) {
-                (true, Some(record)) => record.created_at,
-                _ => request.now,
-            };
-            let fence = self.next_fence();
-            let lease_expires_at = request.lease_expires_at();
-            shard.put(
-                request.id,
-                &Record {
-                    fingerprint: request.fingerprint,
-                    fence,
-                    created_at,
-                    expires_at: request.in_flight_expires_at(),
-                    state: RecordState::InFlight { lease_expires_at },
-                },
-            );
-            ClaimOutcome::Claimed {
-                fence,
-                lease_expires_at,
-                takeover,
-            }
+        // A takeover continues the record, so it keeps its creation
+        // time; a new record (or one replacing an expired one)
+        // starts now.
+        let created_at = match (takeover, &existing) {
+            (true, Some(record)) => record.created_at,
+            _ => request.now,
         };
-        Ok(outcome)
+        let fence = self.next_fence();
+        let lease_expires_at = request.lease_expires_at();
+        shard.put(
+            request.id,
+            &Record {
+                fingerprint: request.fingerprint,
+                fence,
+                created_at,
+                expires_at: request.in_flight_expires_at(),
+                state: RecordState::InFlight { lease_expires_at },
+            },
+        );
+        Ok(ClaimOutcome::Claimed {
+            fence,
+            lease_expires_at,
+            takeover,
+        })
     }
 
     fn complete_now(&self, completion: Completion) -> Result<(), WriteError> {

@@ -97,62 +97,55 @@ pub(crate) async fn on_every_node(url: &str, command: &[&str]) {
 
 /// Deletes every key that starts with `prefix`, on every node.
 pub(crate) async fn cleanup(url: &str, prefix: &str) {
-    let pattern = format!("{}*", glob_escape(prefix));
     for node in nodes(url) {
         let mut conn = plain_connection(&node).await;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
+        // One key at a time: in a cluster, keys of different slots cannot
+        // go in one DEL.
+        for key in keys_on_node(&mut conn, &node, prefix).await {
+            let _: redis::Value = redis::cmd("DEL")
+                .arg(&key)
                 .query_async(&mut conn)
                 .await
-                .unwrap_or_else(|e| panic!("SCAN on {node}: {e}"));
-            // One key at a time: in a cluster, keys of different slots
-            // cannot go in one DEL.
-            for key in keys {
-                let _: redis::Value = redis::cmd("DEL")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| panic!("DEL {key} on {node}: {e}"));
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+                .unwrap_or_else(|e| panic!("DEL {key} on {node}: {e}"));
         }
     }
 }
 
 /// How many keys start with `prefix`, on every node together.
 pub(crate) async fn count_keys(url: &str, prefix: &str) -> usize {
-    let pattern = format!("{}*", glob_escape(prefix));
     let mut count = 0;
     for node in nodes(url) {
         let mut conn = plain_connection(&node).await;
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .unwrap_or_else(|e| panic!("SCAN on {node}: {e}"));
-            count += keys.len();
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        count += keys_on_node(&mut conn, &node, prefix).await.len();
     }
     count
+}
+
+/// Every key on one node that starts with `prefix`, by a full `SCAN`.
+async fn keys_on_node(
+    conn: &mut redis::aio::MultiplexedConnection,
+    node: &str,
+    prefix: &str,
+) -> Vec<String> {
+    let pattern = format!("{}*", glob_escape(prefix));
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, mut keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .unwrap_or_else(|e| panic!("SCAN on {node}: {e}"));
+        found.append(&mut keys);
+        if next == 0 {
+            return found;
+        }
+        cursor = next;
+    }
 }
 
 fn glob_escape(s: &str) -> String {
