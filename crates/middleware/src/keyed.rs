@@ -159,7 +159,7 @@ where
                 trace.set_fence(fence);
                 // Counted from the claim, so that the gauge covers the
                 // whole time this instance holds the record.
-                let in_flight = InFlightGuard::new();
+                let in_flight = InFlightGuard::new(&prepared.store_meters);
                 // The fence lets the upstream refuse writes from a holder
                 // that has since lost its lease.
                 parts

@@ -41,6 +41,7 @@ mod future;
 mod headers;
 mod keyed;
 mod layer;
+mod meters;
 mod observe;
 mod prepared;
 mod problem;

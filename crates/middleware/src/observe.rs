@@ -15,12 +15,15 @@
 use std::future::Future;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use http::Response;
 use idem_core::{Fence, RecordId, RouteIndex, StoreError, WriteError};
-use metrics::{SharedString, Unit, counter, describe_counter, describe_gauge, describe_histogram};
+use metrics::{Gauge, Unit, counter, describe_counter, describe_gauge, describe_histogram};
 use tokio::time::Instant;
 
 use crate::body::ResponseBody;
+use crate::meters::{RouteMeters, StoreMeters};
 use crate::prepared::Prepared;
 
 /// Keyed requests by route and outcome.
@@ -121,6 +124,14 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// How many outcomes there are: one counter handle each per route.
+    pub(crate) const COUNT: usize = Outcome::Internal as usize + 1;
+
+    /// This outcome's place among the [`Outcome::COUNT`].
+    pub(crate) fn slot(self) -> usize {
+        self as usize
+    }
+
     /// The label value.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -153,7 +164,15 @@ pub(crate) enum StoreOp {
 }
 
 impl StoreOp {
-    fn as_str(self) -> &'static str {
+    /// How many operations there are: one handle each per layer.
+    pub(crate) const COUNT: usize = StoreOp::Purge as usize + 1;
+
+    /// This operation's place among the [`StoreOp::COUNT`].
+    pub(crate) fn slot(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StoreOp::Claim => "claim",
             StoreOp::Complete => "complete",
@@ -184,15 +203,16 @@ impl StoreFailure for WriteError {
 /// Times one store call and counts its failure. Returns the result and how
 /// long it took.
 pub(crate) async fn timed_store<T, E: StoreFailure>(
+    meters: &StoreMeters,
     op: StoreOp,
     call: impl Future<Output = Result<T, E>>,
 ) -> (Result<T, E>, Duration) {
     let started = Instant::now();
     let result = call.await;
     let took = started.elapsed();
-    metrics::histogram!(STORE_DURATION, "op" => op.as_str()).record(took);
+    meters.duration(op).record(took);
     if result.as_ref().is_err_and(StoreFailure::is_store_failure) {
-        counter!(STORE_ERRORS, "op" => op.as_str()).increment(1);
+        meters.errors(op).increment(1);
     }
     (result, took)
 }
@@ -200,7 +220,7 @@ pub(crate) async fn timed_store<T, E: StoreFailure>(
 /// One keyed request on its way through the middleware: what the final
 /// metrics and log line need, gathered as the request goes.
 pub(crate) struct Trace {
-    route: SharedString,
+    meters: Arc<RouteMeters>,
     started: Instant,
     record: Option<RecordId>,
     fence: Option<Fence>,
@@ -212,7 +232,7 @@ impl Trace {
     /// Starts the trace of a request on `route`, now.
     pub(crate) fn start(prepared: &Prepared, route: RouteIndex) -> Self {
         Self {
-            route: prepared.route_label(route),
+            meters: prepared.meters(route),
             started: Instant::now(),
             record: None,
             fence: None,
@@ -237,7 +257,7 @@ impl Trace {
         op: StoreOp,
         call: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
-        let (result, took) = timed_store(op, call).await;
+        let (result, took) = timed_store(&self.meters.store, op, call).await;
         self.store += took;
         result
     }
@@ -249,17 +269,18 @@ impl Trace {
 
     /// Counts a write the store refused because this holder lost the record.
     pub(crate) fn fenced_out(&self, op: StoreOp) {
-        counter!(FENCED_WRITES, "route" => self.route.clone(), "op" => op.as_str()).increment(1);
+        counter!(FENCED_WRITES, "route" => self.meters.label.clone(), "op" => op.as_str())
+            .increment(1);
     }
 
     /// Counts a takeover of a lapsed lease.
     pub(crate) fn took_over(&self) {
-        counter!(TAKEOVERS, "route" => self.route.clone()).increment(1);
+        counter!(TAKEOVERS, "route" => self.meters.label.clone()).increment(1);
     }
 
     /// Counts a release by the upstream's status.
     pub(crate) fn released_by(&self, status: u16) {
-        counter!(RELEASED, "route" => self.route.clone(), "status" => status.to_string())
+        counter!(RELEASED, "route" => self.meters.label.clone(), "status" => status.to_string())
             .increment(1);
     }
 
@@ -274,17 +295,16 @@ impl Trace {
         let total = self.started.elapsed();
         let upstream = self.upstream.unwrap_or_default();
         let overhead = total.saturating_sub(upstream);
-        counter!(REQUESTS, "route" => self.route.clone(), "outcome" => outcome.as_str())
-            .increment(1);
-        metrics::histogram!(OVERHEAD, "route" => self.route.clone()).record(overhead);
+        self.meters.requests(outcome).increment(1);
+        self.meters.overhead().record(overhead);
         if let Some(upstream) = self.upstream {
-            metrics::histogram!(UPSTREAM_DURATION, "route" => self.route.clone()).record(upstream);
+            self.meters.upstream().record(upstream);
         }
         // The record id is a hash of principal, route and key: it names the
         // record for an operator without revealing either.
         tracing::info!(
             target: "idem::request",
-            route = &*self.route,
+            route = &*self.meters.label,
             outcome = outcome.as_str(),
             status = response.status().as_u16(),
             record = self.record.as_ref().map(tracing::field::display),
@@ -305,18 +325,19 @@ fn millis(d: Duration) -> f64 {
 /// Counts this instance's in-flight records: up while it lives. Dropped
 /// when the execution ends, however it ends (a panic included), so the
 /// gauge cannot drift.
-pub(crate) struct InFlightGuard(());
+pub(crate) struct InFlightGuard(Gauge);
 
 impl InFlightGuard {
-    pub(crate) fn new() -> Self {
-        metrics::gauge!(IN_FLIGHT).increment(1.0);
-        Self(())
+    pub(crate) fn new(meters: &StoreMeters) -> Self {
+        let gauge = meters.in_flight().clone();
+        gauge.increment(1.0);
+        Self(gauge)
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 

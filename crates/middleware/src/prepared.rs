@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use http::header::HeaderName;
 use idem_core::{KeySource, PrincipalSource, RouteIndex, RouteTable};
-use metrics::SharedString;
 use tokio_util::task::TaskTracker;
 
 use crate::config::IdempotencyConfig;
+use crate::meters::{RouteMeters, StoreMeters};
 
 /// The header names one route reads, parsed.
 #[derive(Debug, Clone)]
@@ -28,9 +28,11 @@ pub(crate) struct RouteHeaders {
 pub(crate) struct Prepared {
     pub(crate) config: IdempotencyConfig,
     headers: Vec<RouteHeaders>,
-    /// Each route's id as a metric label value, shared rather than copied
-    /// per request.
-    labels: Vec<SharedString>,
+    /// Each route's metric handles, shared rather than looked up per
+    /// request.
+    meters: Vec<Arc<RouteMeters>>,
+    /// The store operations' metric handles.
+    pub(crate) store_meters: Arc<StoreMeters>,
     /// The executions running in their own tasks, so that a shutdown can
     /// wait for them to record their outcomes.
     pub(crate) tasks: TaskTracker,
@@ -39,11 +41,13 @@ pub(crate) struct Prepared {
 impl Prepared {
     pub(crate) fn new(config: IdempotencyConfig) -> Self {
         let headers = prepare(&config.routes);
-        let labels = labels(&config.routes);
+        let store_meters = Arc::new(StoreMeters::default());
+        let meters = meters(&config.routes, &store_meters);
         Self {
             config,
             headers,
-            labels,
+            meters,
+            store_meters,
             tasks: TaskTracker::new(),
         }
     }
@@ -55,24 +59,22 @@ impl Prepared {
         &self.headers[route.slot()]
     }
 
-    /// The route's id, as the `route` label of its metrics.
-    pub(crate) fn route_label(&self, route: RouteIndex) -> SharedString {
-        self.labels[route.slot()].clone()
+    /// The route's metric handles.
+    pub(crate) fn meters(&self, route: RouteIndex) -> Arc<RouteMeters> {
+        self.meters[route.slot()].clone()
     }
 }
 
-fn labels(routes: &RouteTable) -> Vec<SharedString> {
-    let mut labels: Vec<(usize, SharedString)> = routes
+fn meters(routes: &RouteTable, store: &Arc<StoreMeters>) -> Vec<Arc<RouteMeters>> {
+    let mut meters: Vec<(usize, Arc<RouteMeters>)> = routes
         .indexed()
         .map(|(index, route)| {
-            // Shared, so that a clone per request is a reference count, not
-            // a copy of the string.
-            let label = SharedString::from_shared(Arc::<str>::from(route.id.as_str()));
-            (index.slot(), label)
+            let meters = RouteMeters::new(route.id.as_str(), store.clone());
+            (index.slot(), Arc::new(meters))
         })
         .collect();
-    labels.sort_by_key(|(slot, _)| *slot);
-    labels.into_iter().map(|(_, label)| label).collect()
+    meters.sort_by_key(|(slot, _)| *slot);
+    meters.into_iter().map(|(_, meters)| meters).collect()
 }
 
 fn header_name(name: &str) -> Option<HeaderName> {

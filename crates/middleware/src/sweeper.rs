@@ -7,6 +7,7 @@ use std::time::Duration;
 use idem_core::Store;
 
 use crate::clock::Clock;
+use crate::meters::StoreMeters;
 use crate::observe::{StoreOp, swept, timed_store};
 
 /// How often the sweeper looks, and how many records one purge may delete.
@@ -39,9 +40,10 @@ pub fn spawn_sweeper(
     schedule: SweepSchedule,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let meters = StoreMeters::default();
         loop {
             let purge = store.purge_expired(clock.now(), schedule.batch);
-            let (purged, _took) = timed_store(StoreOp::Purge, purge).await;
+            let (purged, _took) = timed_store(&meters, StoreOp::Purge, purge).await;
             if let Ok(n) = purged {
                 swept(n);
             }
