@@ -1,22 +1,23 @@
-//! Each store operation as a step inside the writer's transaction, decided
-//! by the core's state machine against the tables as earlier operations of
-//! the same batch left them.
+//! Each store operation as a step inside the writer's batch, decided by the
+//! core's state machine against the records as earlier operations of the
+//! same batch left them.
 
 use idem_core::{
     ClaimDecision, ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection, Record, RecordId,
     RecordState, StoreError, Timestamp, WriteError, check_fence, decide_claim,
 };
 
+use crate::batch::Batch;
 use crate::failure::Failure;
-use crate::tables::WriteTables;
+use crate::purge;
 
 /// Decides a claim and, to execute, writes the in-flight record with the
 /// next fence.
 pub(crate) fn claim(
-    tables: &mut WriteTables<'_>,
+    batch: &mut Batch<'_>,
     request: &ClaimRequest,
 ) -> Result<ClaimOutcome, Failure<StoreError>> {
-    let existing = tables.load(&request.id)?;
+    let existing = batch.load(&request.id)?;
     let decision = decide_claim(existing.as_ref(), &request.fingerprint, request.now);
     if let Some(answer) = decision.answer() {
         return Ok(answer);
@@ -29,7 +30,7 @@ pub(crate) fn claim(
         (Some(record), true) => record.created_at,
         _ => request.now,
     };
-    let fence = tables.next_fence()?;
+    let fence = batch.next_fence()?;
     let lease_expires_at = request.lease_expires_at();
     let record = Record {
         fingerprint: request.fingerprint,
@@ -38,7 +39,7 @@ pub(crate) fn claim(
         expires_at: request.in_flight_expires_at(),
         state: RecordState::InFlight { lease_expires_at },
     };
-    tables.put(&request.id, existing.as_ref(), &record)?;
+    batch.put(&request.id, existing.as_ref(), record)?;
     Ok(ClaimOutcome::Claimed {
         fence,
         lease_expires_at,
@@ -48,12 +49,12 @@ pub(crate) fn claim(
 
 /// Stores the response if the completion's fence still holds the record.
 pub(crate) fn complete(
-    tables: &mut WriteTables<'_>,
+    batch: &mut Batch<'_>,
     completion: Completion,
 ) -> Result<(), Failure<WriteError>> {
     // An expired record is absent to a completion: its holder is told
     // `Gone` rather than resurrecting it.
-    let existing = tables
+    let existing = batch
         .load(&completion.id)?
         .filter(|r| !r.is_expired(completion.now));
     let Some(old) = existing else {
@@ -70,13 +71,13 @@ pub(crate) fn complete(
             response: completion.response,
         },
     };
-    tables.put(&completion.id, Some(&old), &record)?;
+    batch.put(&completion.id, Some(&old), record)?;
     Ok(())
 }
 
 /// Deletes the in-flight record if `fence` still holds it.
 pub(crate) fn release(
-    tables: &mut WriteTables<'_>,
+    batch: &mut Batch<'_>,
     id: &RecordId,
     fence: Fence,
 ) -> Result<(), Failure<WriteError>> {
@@ -84,27 +85,24 @@ pub(crate) fn release(
     // expired. That is harmless: only the record's own holder passes the
     // fence check, and deleting an expired in-flight record is what a purge
     // would do anyway.
-    let Some(old) = tables.load(id)? else {
+    let Some(old) = batch.load(id)? else {
         return Err(FenceRejection::Gone.into());
     };
     check_fence(Some(&old), fence)?;
-    tables.remove(id, &old)?;
+    batch.remove(id, &old);
     Ok(())
 }
 
 /// Deletes the record whatever its state, fence or condition.
-pub(crate) fn delete(
-    tables: &mut WriteTables<'_>,
-    id: &RecordId,
-) -> Result<bool, Failure<StoreError>> {
-    Ok(tables.remove_any(id)?)
+pub(crate) fn delete(batch: &mut Batch<'_>, id: &RecordId) -> Result<bool, Failure<StoreError>> {
+    Ok(batch.remove_any(id)?)
 }
 
 /// Deletes up to `limit` expired records.
 pub(crate) fn purge(
-    tables: &mut WriteTables<'_>,
+    batch: &mut Batch<'_>,
     now: Timestamp,
     limit: usize,
 ) -> Result<usize, Failure<StoreError>> {
-    Ok(tables.purge_expired(now, limit)?)
+    purge::purge_expired(batch, now, limit)
 }

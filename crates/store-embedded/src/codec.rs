@@ -38,8 +38,8 @@
 //! | …      | …    | (kept only) body                                        |
 //!
 //! Nothing may follow the last field. The record id is not in the value: it
-//! is the key the value is stored under (through the `ids` index; see
-//! `tables.rs`, whose layout version is separate from this format's).
+//! is the key the value is stored under (see `layout.rs`, whose format
+//! version is separate from this encoding's).
 //!
 //! # Decoding
 //!
@@ -67,7 +67,7 @@ const BODY_NOT_KEPT: u8 = 0;
 const BODY_KEPT: u8 = 1;
 
 /// A record has a field too long for the format's 32-bit lengths (4 GiB);
-/// redb could not store such a value anyway.
+/// fjall could not store such a value anyway.
 #[derive(Debug, thiserror::Error)]
 #[error("a record field of {len} bytes is longer than the format allows (4 GiB)")]
 pub(crate) struct TooLarge {

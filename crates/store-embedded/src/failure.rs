@@ -1,48 +1,34 @@
-//! How an operation inside a write batch can fail: the whole batch (the
-//! transaction is unusable) or this operation alone.
+//! How an operation inside a write batch can fail: the whole batch (it
+//! cannot be committed) or this operation alone.
 
 use std::sync::Arc;
 
 use idem_core::{FenceRejection, StoreError, WriteError};
 
-/// The write transaction failed, or the file is damaged in a way that makes
+/// The write batch failed, or the database is damaged in a way that makes
 /// any write unsafe. Nothing in the batch may be acknowledged.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BatchError {
-    /// redb failed (I/O, a poisoned transaction, a failed commit).
+    /// fjall failed (I/O, a failed journal write or sync). After a failed
+    /// sync fjall refuses every later write ("poisoned"): the store then
+    /// fails closed until it is reopened.
     #[error(transparent)]
-    Redb(#[from] redb::Error),
-    /// The meta table lacks a value the store wrote when it was created.
-    #[error("the store's meta table has no `{0}`: the file is damaged")]
+    Fjall(#[from] fjall::Error),
+    /// The `meta` keyspace lacks a value the store wrote when it was created.
+    #[error("the store's meta keyspace has no `{0}`: the database is damaged")]
     MissingMeta(&'static str),
+    /// A `meta` value is not what the store writes there.
+    #[error("the store's meta value `{0}` is not a u64: the database is damaged")]
+    MalformedMeta(&'static str),
     /// The fence counter would wrap, which would reuse fences.
     #[error("the store's fence counter is exhausted")]
     FencesExhausted,
 }
 
-// redb reports each kind of call with its own error type; all of them are
-// batch failures.
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for BatchError {
-            fn from(e: $t) -> Self {
-                Self::Redb(redb::Error::from(e))
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
-
 /// What every operation of a failed batch is told. Cloned into each reply,
 /// hence the `Arc`.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the write batch was not committed, so this operation did not happen: {0}")]
+#[error("the write batch failed, so this operation was not acknowledged: {0}")]
 pub(crate) struct BatchFailed(pub(crate) Arc<BatchError>);
 
 impl BatchFailed {

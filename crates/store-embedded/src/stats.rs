@@ -12,10 +12,10 @@ pub struct Stats {
     /// Operations the writer thread applied (claims that reached it,
     /// completions, releases, deletes and purge chunks).
     pub writer_ops: u64,
-    /// Write transactions the writer began, one per batch.
+    /// Batches the writer ran.
     pub batches: u64,
-    /// Durable commits (each one fsync). A batch that only read, or that
-    /// failed, is not committed.
+    /// Durable commits (each one journal append and `fdatasync`). A batch
+    /// that only read, or that failed, is not committed.
     pub commits: u64,
     /// Batches that failed, so that none of their operations was
     /// acknowledged.

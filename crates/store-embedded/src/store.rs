@@ -1,4 +1,4 @@
-//! `EmbeddedStore`: opening the file, the read path, and handing writes to
+//! `EmbeddedStore`: opening the store, the read path, and handing writes to
 //! the writer thread.
 
 use std::fs;
@@ -10,16 +10,13 @@ use idem_core::{
     BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store, StoreError,
     Timestamp, WriteError, decide_claim,
 };
-use redb::{Database, DatabaseError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::engine::{self, Engine};
 use crate::error::OpenError;
+use crate::reads;
 use crate::stats::{Counters, Stats};
-use crate::tables;
 use crate::writer::{self, MAX_BATCH, Op, Queued, Reply};
-
-/// The database file inside the store directory.
-const FILE_NAME: &str = "idem.redb";
 
 /// How many operations may wait for the writer. When the queue is full,
 /// callers wait to enqueue (backpressure) instead of the queue growing
@@ -32,13 +29,13 @@ const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 /// long.
 const PURGE_CHUNK: usize = 256;
 
-/// idem's durable on-disk store, on redb. See the crate docs.
+/// idem's durable on-disk store, on fjall. See the crate docs.
 pub struct EmbeddedStore {
-    /// Read transactions (`get`, the claim snapshot) use this directly.
-    db: Arc<Database>,
+    /// Reads (`get`, the claim snapshot, listings) use this directly.
+    engine: Engine,
     /// The writer's queue. `None` only while dropping.
     ops: Option<mpsc::Sender<Queued>>,
-    /// Joined on drop, so that the file is closed when drop returns.
+    /// Joined on drop, so that the database is closed when drop returns.
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     dir: PathBuf,
@@ -46,36 +43,34 @@ pub struct EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens the store in directory `path` (created if missing), holding
-    /// the database file `idem.redb`, and starts its writer thread.
+    /// the fjall database in `fjall/`, and starts its writer thread.
     ///
-    /// Blocks: it may create the file, and after a crash redb checks and
-    /// repairs it before returning. Call it at start-up or from
+    /// Blocks: it may create the database, and after a crash fjall replays
+    /// its journal before returning. Call it at start-up or from
     /// `spawn_blocking`.
     ///
     /// A store already open (by another process, or by another handle in
-    /// this one) fails at once with [`OpenError::Locked`].
+    /// this one) fails with [`OpenError::Locked`] (after fjall's few short
+    /// retries, about 0.2 s). A directory holding a store of an older
+    /// build (`idem.redb`) fails with [`OpenError::LegacyRedb`].
     pub fn open(path: impl AsRef<Path>) -> Result<EmbeddedStore, OpenError> {
         let dir = path.as_ref().to_owned();
         fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir {
             path: dir.clone(),
             source,
         })?;
-        let file = dir.join(FILE_NAME);
-        let db = Database::create(&file).map_err(|e| match e {
-            DatabaseError::DatabaseAlreadyOpen => OpenError::Locked { path: file.clone() },
-            other => OpenError::Database {
-                path: file.clone(),
-                source: Box::new(other),
-            },
-        })?;
-        tables::init(&db, &file)?;
-        let db = Arc::new(db);
+        let opened = engine::open(&dir)?;
         let counters = Arc::new(Counters::default());
         let (ops, queue) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = writer::spawn(Arc::clone(&db), queue, Arc::clone(&counters))
-            .map_err(OpenError::Writer)?;
+        let writer = writer::spawn(
+            opened.engine.clone(),
+            opened.last_fence,
+            queue,
+            Arc::clone(&counters),
+        )
+        .map_err(OpenError::Writer)?;
         Ok(EmbeddedStore {
-            db,
+            engine: opened.engine,
             ops: Some(ops),
             writer: Some(writer),
             counters,
@@ -101,8 +96,8 @@ impl EmbeddedStore {
     /// This is safe, and not a read-then-write across two steps, because
     /// the answer is the same one atomic decision the writer would make,
     /// taken against a committed state that existed during this call:
-    /// redb's snapshot holds every commit that had returned when the read
-    /// began, and every commit is durable before it returns. So the claim
+    /// fjall's read sees every batch whose commit had returned when the
+    /// read began, and a batch becomes visible only after its journal sync. So the claim
     /// is linearised at the snapshot, and an operation acknowledged before
     /// this call is always seen. For a completed record the argument is
     /// even simpler: a completed record never goes back to in flight, it
@@ -113,10 +108,10 @@ impl EmbeddedStore {
         &self,
         request: &ClaimRequest,
     ) -> Result<Option<ClaimOutcome>, StoreError> {
-        // A blocking read on the caller's thread: redb serves it from its
-        // page cache in microseconds in the common case, far less than a
-        // hop to a blocking pool would cost.
-        let record = tables::read_record(&self.db, &request.id)?;
+        // A blocking read on the caller's thread: fjall serves it from its
+        // memtables, bloom filters and block cache in microseconds in the
+        // common case, far less than a hop to a blocking pool would cost.
+        let record = reads::record(&self.engine, &request.id)?;
         let decision = decide_claim(record.as_ref(), &request.fingerprint, request.now);
         let Some(outcome) = decision.answer() else {
             return Ok(None);
@@ -195,7 +190,7 @@ impl Store for EmbeddedStore {
     }
 
     fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
-        Box::pin(async move { tables::read_record(&self.db, &id) })
+        Box::pin(async move { reads::record(&self.engine, &id) })
     }
 
     fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>> {
@@ -215,16 +210,17 @@ impl Store for EmbeddedStore {
         after: Option<RecordId>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
-        // Like `get`: a read transaction on the caller's thread, without
-        // the writer.
-        Box::pin(async move { tables::list_in_flight(&self.db, after.as_ref(), limit) })
+        // Like `get`: a read on the caller's thread, without the writer.
+        Box::pin(async move { reads::list_in_flight(&self.engine, after.as_ref(), limit) })
     }
 }
 
 impl Drop for EmbeddedStore {
     /// Closes the queue, lets the writer finish what was queued, and waits
-    /// for it, so that the file is closed (and may be opened again) when
-    /// the store is gone. Blocks for at most the queued batches.
+    /// for it; then the database closes (its background threads are
+    /// joined, its lock released) as the fields drop, so that the store may
+    /// be opened again when the drop returns. Blocks for at most the queued
+    /// batches and a running flush or compaction.
     fn drop(&mut self) {
         drop(self.ops.take());
         if let Some(writer) = self.writer.take() {

@@ -3,16 +3,19 @@
 //!
 //! The thread takes one operation from the queue, then whatever else is
 //! already queued (up to [`MAX_BATCH`]), applies them all in arrival order
-//! in one write transaction, commits once, and only then replies to each.
-//! Each operation is decided against the tables as the earlier operations
-//! of the batch left them, so two claims of one key in one batch still give
+//! to one batch (`batch.rs`), commits it as one atomic fjall write batch
+//! with one `fdatasync` of the journal, and only then replies to each. Each
+//! operation is decided against the records as the earlier operations of
+//! the batch left them, so two claims of one key in one batch still give
 //! one `Claimed` and one `Busy`.
 //!
 //! - A batch whose operations only read (every claim was busy, a mismatch
-//!   or a replay; every fenced write was refused) is aborted, not
-//!   committed: it changed nothing, so it needs no fsync.
-//! - If the transaction or its commit fails, every operation in the batch
-//!   is told so: none of them was acknowledged, none is on disk.
+//!   or a replay; every fenced write was refused) is not committed: it
+//!   changed nothing, so it needs no sync.
+//! - If the batch or its commit fails, every operation in the batch is told
+//!   so: none of them was acknowledged. (Whether a batch whose sync failed
+//!   reached the disk is unknown, as with any failed sync; fjall then
+//!   refuses all later writes, so the store fails closed until reopened.)
 //! - An operation that fails on its own (a record that does not decode, a
 //!   fenced write) fails alone; the batch goes on.
 //! - If this thread panicked (a bug), every pending reply would be dropped
@@ -46,16 +49,16 @@ use std::vec;
 use idem_core::{
     ClaimOutcome, ClaimRequest, Completion, Fence, RecordId, StoreError, Timestamp, WriteError,
 };
-use redb::{Database, Durability};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::apply;
+use crate::batch::{Batch, Carried};
+use crate::engine::Engine;
 use crate::failure::{BatchError, BatchFailed, Failure};
 use crate::stats::Counters;
-use crate::tables::WriteTables;
 
-/// The most operations one write transaction applies. Large enough that a
+/// The most operations one batch applies. Large enough that a
 /// burst shares few fsyncs, small enough that one batch (and so the wait of
 /// the first operation in it) stays short.
 pub(crate) const MAX_BATCH: usize = 256;
@@ -80,25 +83,33 @@ pub(crate) enum Op {
 /// which is where its reply is sent from.
 pub(crate) type Queued = (Op, Option<Handle>);
 
-/// Starts the writer thread. It runs until every sender of `ops` is gone
-/// and the queue is empty, then exits (dropping its handle on `db`).
+/// Starts the writer thread, which owns the fence counter from now on
+/// (`last_fence` is the last one given out). It runs until every sender of
+/// `ops` is gone and the queue is empty, then exits (dropping its handle on
+/// the database).
 pub(crate) fn spawn(
-    db: Arc<Database>,
+    engine: Engine,
+    last_fence: u64,
     ops: mpsc::Receiver<Queued>,
     counters: Arc<Counters>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("idem-store-writer".to_owned())
-        .spawn(move || run(&db, ops, &counters))
+        .spawn(move || run(&engine, Carried::new(last_fence), ops, &counters))
 }
 
-fn run(db: &Database, mut ops: mpsc::Receiver<Queued>, counters: &Counters) {
+fn run(
+    engine: &Engine,
+    mut carried: Carried,
+    mut ops: mpsc::Receiver<Queued>,
+    counters: &Counters,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Waits for one operation, then takes whatever else is queued, up to
     // MAX_BATCH. Returns 0 only once the store is dropped and everything it
     // queued has been done.
     while ops.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        run_batch(db, std::mem::take(&mut batch), counters);
+        carried = run_batch(engine, carried, std::mem::take(&mut batch), counters);
         batch.reserve(MAX_BATCH);
     }
 }
@@ -107,30 +118,45 @@ fn run(db: &Database, mut ops: mpsc::Receiver<Queued>, counters: &Counters) {
 /// it committed (or needed no commit), the failure otherwise.
 type Done = Box<dyn FnOnce(Option<&BatchFailed>) + Send>;
 
-fn run_batch(db: &Database, queued: Vec<Queued>, counters: &Counters) {
+/// Runs one batch and returns the state the next one starts from.
+fn run_batch(
+    engine: &Engine,
+    carried: Carried,
+    queued: Vec<Queued>,
+    counters: &Counters,
+) -> Carried {
     counters.batch(queued.len());
     let (ops, runtimes): (Vec<Op>, Vec<Option<Handle>>) = queued.into_iter().unzip();
     let mut done: Vec<Done> = Vec::with_capacity(ops.len());
     let mut ops = ops.into_iter();
-    let result = apply_and_commit(db, &mut ops, &mut done);
+    let (result, next) = apply_and_commit(engine, carried, &mut ops, &mut done);
     // Operations the batch never reached (it failed first) still get an
     // answer.
     done.extend(ops.map(abandon));
-    let failure = match result {
+    let (failure, carried) = match result {
         Ok(committed) => {
             if committed {
                 counters.commit();
             }
-            None
+            (None, next)
         }
         Err(e) => {
             counters.failed_batch();
-            Some(BatchFailed(Arc::new(e)))
+            // None of the batch became visible (fjall applies a batch only
+            // after its sync), so the purge floor stays where it was; the
+            // fences it took stay taken all the same, so that no fence is
+            // ever given out twice.
+            let carried = Carried {
+                last_fence: carried.last_fence.max(next.last_fence),
+                ..carried
+            };
+            (Some(BatchFailed(Arc::new(e))), carried)
         }
     };
     // Replies go out only now: after the commit returned, so an
     // acknowledged operation is on disk.
     deliver(done, runtimes, failure);
+    carried
 }
 
 /// Sends every reply of a batch: from one task per caller runtime (see the
@@ -160,50 +186,43 @@ fn deliver(done: Vec<Done>, runtimes: Vec<Option<Handle>>, failure: Option<Batch
     }
 }
 
-/// Applies the operations in one write transaction, pushing one reply per
-/// operation applied, and commits if anything was written. Says whether it
-/// committed. On error the transaction is dropped, which aborts it.
+/// Applies the operations to one batch, pushing one reply per operation
+/// applied, and commits it if anything was written. Says whether it
+/// committed, and returns the state the batch left (to be kept only if it
+/// did not fail). On error nothing is committed.
 fn apply_and_commit(
-    db: &Database,
+    engine: &Engine,
+    carried: Carried,
     ops: &mut vec::IntoIter<Op>,
     done: &mut Vec<Done>,
-) -> Result<bool, BatchError> {
-    let mut txn = db.begin_write()?;
-    // Immediate is redb's default; said here because it is the promise:
-    // commit() returns only after fsync. One-phase commit and no
-    // quick-repair are redb's defaults too, set so that they stay chosen:
-    // see "Durability" in the crate docs for what each one means.
-    txn.set_durability(Durability::Immediate)?;
-    txn.set_two_phase_commit(false);
-    txn.set_quick_repair(false);
-    let written = {
-        let mut tables = WriteTables::open(&txn)?;
-        for op in ops.by_ref() {
-            let (finish, fatal) = apply_one(&mut tables, op);
-            done.push(finish);
-            if let Some(e) = fatal {
-                return Err(e);
-            }
+) -> (Result<bool, BatchError>, Carried) {
+    let mut batch = Batch::new(engine, carried);
+    for op in ops.by_ref() {
+        let (finish, fatal) = apply_one(&mut batch, op);
+        done.push(finish);
+        if let Some(e) = fatal {
+            return (Err(e), batch.carried());
         }
-        tables.finish()?
-    };
-    if written {
-        txn.commit()?;
-    } else {
-        txn.abort()?;
     }
-    Ok(written)
+    let finished = batch.finish();
+    let result = match finished.writes {
+        // One atomic append to the journal, then `fdatasync`, then the
+        // writes become visible to readers: see `Batch::finish`.
+        Some(writes) => writes.commit().map(|()| true).map_err(BatchError::from),
+        None => Ok(false),
+    };
+    (result, finished.carried)
 }
 
 /// Applies one operation, returning its reply and, if the operation broke
-/// the transaction, the error that fails the batch.
-fn apply_one(tables: &mut WriteTables<'_>, op: Op) -> (Done, Option<BatchError>) {
+/// the batch, the error that fails it.
+fn apply_one(batch: &mut Batch<'_>, op: Op) -> (Done, Option<BatchError>) {
     match op {
-        Op::Claim(request, reply) => settle(reply, apply::claim(tables, &request)),
-        Op::Complete(completion, reply) => settle(reply, apply::complete(tables, completion)),
-        Op::Release(id, fence, reply) => settle(reply, apply::release(tables, &id, fence)),
-        Op::Delete(id, reply) => settle(reply, apply::delete(tables, &id)),
-        Op::Purge { now, limit, reply } => settle(reply, apply::purge(tables, now, limit)),
+        Op::Claim(request, reply) => settle(reply, apply::claim(batch, &request)),
+        Op::Complete(completion, reply) => settle(reply, apply::complete(batch, completion)),
+        Op::Release(id, fence, reply) => settle(reply, apply::release(batch, &id, fence)),
+        Op::Delete(id, reply) => settle(reply, apply::delete(batch, &id)),
+        Op::Purge { now, limit, reply } => settle(reply, apply::purge(batch, now, limit)),
     }
 }
 

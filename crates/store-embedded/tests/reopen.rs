@@ -1,6 +1,6 @@
 //! What survives closing and opening the store again, and what opening
-//! refuses: a second open, a damaged record, an unknown layout; and the
-//! migration of a layout-1 file.
+//! refuses: a second open, a damaged record, an unknown layout, a store of
+//! the older redb format.
 
 mod common;
 
@@ -11,7 +11,7 @@ use std::task::Poll;
 use common::{FP, LEASE, T0, TempDir, completion, id, request, response_for};
 use idem_core::{ClaimOutcome, Fence, RecordState, Store, StoreError, WriteError};
 use idem_store_embedded::{EmbeddedStore, OpenError};
-use redb::{ReadableDatabase, ReadableTable};
+use std::path::Path;
 
 fn open(dir: &TempDir) -> EmbeddedStore {
     match EmbeddedStore::open(dir.path()) {
@@ -103,22 +103,23 @@ fn open_creates_missing_directories() {
     }
 }
 
-// The table definitions as documented in `tables.rs`, to damage a file the
-// way a disk or an operator might.
-const IDS: redb::TableDefinition<'_, &[u8; 32], u64> = redb::TableDefinition::new("ids");
-const LOG: redb::TableDefinition<'_, u64, &[u8]> = redb::TableDefinition::new("log");
-/// Layout 1's only record table, keyed by record id.
-const RECORDS_V1: redb::TableDefinition<'_, &[u8; 32], &[u8]> =
-    redb::TableDefinition::new("records");
-const EXPIRY: redb::TableDefinition<'_, &[u8; 40], ()> = redb::TableDefinition::new("expiry");
-const META: redb::TableDefinition<'_, &str, u64> = redb::TableDefinition::new("meta");
+// The keyspaces as documented in `layout.rs`, to damage a store the way a
+// disk or an operator might.
 
-/// Writes straight into the store's redb file (the store must be closed).
-fn tamper(dir: &TempDir, f: impl FnOnce(&redb::WriteTransaction)) {
-    let db = redb::Database::create(dir.path().join("idem.redb")).expect("open the file");
-    let txn = db.begin_write().expect("begin");
-    f(&txn);
-    txn.commit().expect("commit");
+/// Writes straight into the store's fjall database (the store must be
+/// closed), durably.
+fn tamper(dir: &TempDir, f: impl FnOnce(&fjall::Database, &mut fjall::OwnedWriteBatch)) {
+    let db = fjall::Database::builder(dir.path().join("fjall"))
+        .open()
+        .expect("open the database");
+    let mut batch = db.batch().durability(Some(fjall::PersistMode::SyncAll));
+    f(&db, &mut batch);
+    batch.commit().expect("commit");
+}
+
+fn keyspace(db: &fjall::Database, name: &str) -> fjall::Keyspace {
+    db.keyspace(name, fjall::KeyspaceCreateOptions::default)
+        .expect("keyspace")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,14 +129,13 @@ async fn a_damaged_record_is_corrupt_not_a_panic() {
         let store = open(&dir);
         claimed_fence(&store, 1, T0).await
     };
-    tamper(&dir, |txn| {
-        // Layout 2 keeps a record in `log` under the fence of its claim.
-        let ids = txn.open_table(IDS).expect("ids");
-        let key = ids.get(id(1).as_bytes()).expect("get").expect("indexed");
-        assert_eq!(key.value(), fence.0, "a record's log key is its fence");
-        let mut log = txn.open_table(LOG).expect("log");
-        log.insert(key.value(), &[1u8, 9, 9, 9][..])
-            .expect("insert");
+    tamper(&dir, |db, batch| {
+        let records = keyspace(db, "records");
+        assert!(
+            records.get(id(1).as_bytes()).expect("get").is_some(),
+            "a record is keyed by its id"
+        );
+        batch.insert(&records, id(1).as_bytes().as_slice(), &[1u8, 9, 9, 9][..]);
     });
 
     let store = open(&dir);
@@ -164,22 +164,34 @@ async fn a_damaged_record_is_corrupt_not_a_panic() {
     assert!(claimed_fence(&store, 1, T0).await > fence);
 }
 
+fn set_meta(dir: &TempDir, name: &str, value: Option<u64>) {
+    tamper(dir, |db, batch| {
+        let meta = keyspace(db, "meta");
+        match value {
+            Some(v) => batch.insert(&meta, name, v.to_be_bytes().as_slice()),
+            None => batch.remove(&meta, name),
+        }
+    });
+}
+
 #[test]
 fn an_unknown_layout_is_refused() {
     let dir = TempDir::new("layout");
     drop(open(&dir));
-    tamper(&dir, |txn| {
-        let mut meta = txn.open_table(META).expect("meta");
-        meta.insert("layout", 99).expect("insert");
-    });
+    set_meta(&dir, "format", Some(99));
     match EmbeddedStore::open(dir.path()) {
         Err(OpenError::UnsupportedLayout {
             found: 99,
-            supported: 2,
-            ..
-        }) => {}
+            supported: 1,
+            path,
+        }) => assert!(path.starts_with(dir.path()), "names the store: {path:?}"),
         other => panic!("expected UnsupportedLayout, got {other:?}"),
     }
+    // Refusing changed nothing: the version is still the unknown one.
+    assert!(matches!(
+        EmbeddedStore::open(dir.path()),
+        Err(OpenError::UnsupportedLayout { found: 99, .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,25 +201,105 @@ async fn records_without_meta_are_refused_rather_than_fences_restarted() {
         let store = open(&dir);
         claimed_fence(&store, 1, T0).await;
     }
-    tamper(&dir, |txn| {
-        let mut meta = txn.open_table(META).expect("meta");
-        meta.remove("layout").expect("remove");
-        meta.remove("last_fence").expect("remove");
-    });
+    set_meta(&dir, "format", None);
+    set_meta(&dir, "last_fence", None);
+    match EmbeddedStore::open(dir.path()) {
+        Err(e @ OpenError::Database { .. }) => {
+            assert!(
+                e.to_string().contains("format"),
+                "says what is missing: {e}"
+            )
+        }
+        other => panic!("expected a Database error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_fence_counter_is_refused() {
+    let dir = TempDir::new("nofence");
+    {
+        let store = open(&dir);
+        claimed_fence(&store, 1, T0).await;
+    }
+    set_meta(&dir, "last_fence", None);
+    match EmbeddedStore::open(dir.path()) {
+        Err(e @ OpenError::Database { .. }) => {
+            assert!(
+                e.to_string().contains("last_fence"),
+                "says what is missing: {e}"
+            )
+        }
+        other => panic!("expected a Database error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_directory_that_is_not_a_store_is_refused() {
+    let dir = TempDir::new("garbage");
+    let db = dir.path().join("fjall");
+    std::fs::create_dir_all(&db).expect("mkdir");
+    std::fs::write(db.join("version"), vec![0xAB; 64]).expect("write");
     match EmbeddedStore::open(dir.path()) {
         Err(OpenError::Database { .. }) => {}
         other => panic!("expected a Database error, got {other:?}"),
     }
 }
 
+/// A directory with the redb file of earlier builds is refused, with an
+/// error that says what it is and what to do, and left as it was.
 #[test]
-fn a_file_that_is_not_a_store_is_refused() {
-    let dir = TempDir::new("garbage");
-    std::fs::write(dir.path().join("idem.redb"), vec![0xAB; 8192]).expect("write");
+fn an_old_redb_store_is_refused_with_advice() {
+    let dir = TempDir::new("redb");
+    let file = dir.path().join("idem.redb");
+    // What the file holds does not matter: its name is what earlier builds
+    // wrote (redb's header starts with this magic).
+    let bytes = [b"redb\x1A\x0A\xA9\x0D\x0A".as_slice(), &[0; 503]].concat();
+    std::fs::write(&file, &bytes).expect("write");
     match EmbeddedStore::open(dir.path()) {
-        Err(OpenError::Database { .. }) => {}
-        other => panic!("expected a Database error, got {other:?}"),
+        Err(e @ OpenError::LegacyRedb { .. }) => {
+            let OpenError::LegacyRedb { path } = &e else {
+                unreachable!()
+            };
+            assert_eq!(path, &file, "names the file");
+            let message = e.to_string();
+            for words in [
+                "idem.redb",
+                "old redb format",
+                "cannot read",
+                "delete or move",
+            ] {
+                assert!(message.contains(words), "{message:?} should say {words:?}");
+            }
+        }
+        other => panic!("expected LegacyRedb, got {other:?}"),
     }
+    assert_eq!(
+        std::fs::read(&file).expect("read"),
+        bytes,
+        "the file is untouched"
+    );
+    assert!(
+        !dir.path().join("fjall").exists(),
+        "no new database is created beside it"
+    );
+}
+
+/// A crash during the very first open leaves only the directory the
+/// database was being built in; the next open builds it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_created_database_is_rebuilt() {
+    let dir = TempDir::new("creating");
+    let creating = dir.path().join("fjall.creating");
+    std::fs::create_dir_all(creating.join("keyspaces")).expect("mkdir");
+    std::fs::write(creating.join("0.jnl"), b"half-written").expect("write");
+    let store = open(&dir);
+    assert!(!creating.exists(), "the leftover is gone");
+    assert!(is_dir(&dir.path().join("fjall")));
+    assert_eq!(claimed_fence(&store, 1, T0).await, Fence(1));
+}
+
+fn is_dir(path: &Path) -> bool {
+    path.metadata().map(|m| m.is_dir()).unwrap_or(false)
 }
 
 /// Polls a future once, and drops it.
@@ -240,121 +332,4 @@ async fn queued_operations_finish_after_their_futures_and_the_store_are_dropped(
             "queued claim {n} was applied"
         );
     }
-}
-
-/// A layout-1 record value, in-flight (codec format version 1, 66 bytes).
-fn v1_in_flight(fence: u64, created: u64, expires: u64, lease: u64) -> Vec<u8> {
-    let mut v = vec![1u8, 0];
-    v.extend_from_slice(FP.as_bytes());
-    for n in [fence, created, expires, lease] {
-        v.extend_from_slice(&n.to_be_bytes());
-    }
-    v
-}
-
-/// A layout-1 completed record: status 204, no headers, body not kept.
-fn v1_completed(fence: u64, created: u64, expires: u64, completed: u64) -> Vec<u8> {
-    let mut v = vec![1u8, 1];
-    v.extend_from_slice(FP.as_bytes());
-    for n in [fence, created, expires, completed] {
-        v.extend_from_slice(&n.to_be_bytes());
-    }
-    v.extend_from_slice(&204u16.to_be_bytes());
-    v.extend_from_slice(&0u32.to_be_bytes());
-    v.push(0);
-    v
-}
-
-fn v1_expiry_key(expires: u64, n: u64) -> [u8; 40] {
-    let mut key = [0u8; 40];
-    key[..8].copy_from_slice(&expires.to_be_bytes());
-    key[8..].copy_from_slice(id(n).as_bytes());
-    key
-}
-
-/// A file written by a layout-1 build (records keyed by id) is migrated on
-/// open, in one transaction: every record readable and writable as before,
-/// a damaged one still `Corrupt` and deletable, fences still growing, and
-/// the old table gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_layout_1_file_is_migrated() {
-    let dir = TempDir::new("migrate");
-    let t0 = T0.as_millis();
-    let lease_end = t0 + LEASE.as_millis() as u64;
-    let far = t0 + 86_400_000;
-    {
-        // Build the layout-1 file by hand, as that build wrote it.
-        let db = redb::Database::create(dir.path().join("idem.redb")).expect("create");
-        let txn = db.begin_write().expect("begin");
-        {
-            let mut records = txn.open_table(RECORDS_V1).expect("records");
-            let mut expiry = txn.open_table(EXPIRY).expect("expiry");
-            let mut meta = txn.open_table(META).expect("meta");
-            meta.insert("layout", 1).expect("layout");
-            meta.insert("last_fence", 7).expect("last_fence");
-            let flying = v1_in_flight(5, t0, far, lease_end);
-            records.insert(id(1).as_bytes(), &flying[..]).expect("1");
-            expiry.insert(&v1_expiry_key(far, 1), ()).expect("e1");
-            let done = v1_completed(7, t0, far, t0 + 1);
-            records.insert(id(2).as_bytes(), &done[..]).expect("2");
-            expiry.insert(&v1_expiry_key(far, 2), ()).expect("e2");
-            records
-                .insert(id(3).as_bytes(), &[1u8, 9, 9][..])
-                .expect("3");
-        }
-        txn.commit().expect("commit");
-    }
-
-    {
-        let store = open(&dir);
-        match store.get(id(1)).await {
-            Ok(Some(record)) => {
-                assert_eq!(record.fence, Fence(5));
-                assert!(matches!(record.state, RecordState::InFlight { .. }));
-            }
-            other => panic!("the migrated in-flight record: {other:?}"),
-        }
-        match store.get(id(2)).await {
-            Ok(Some(record)) => {
-                assert_eq!(record.fence, Fence(7));
-                assert!(matches!(record.state, RecordState::Completed { .. }));
-            }
-            other => panic!("the migrated completed record: {other:?}"),
-        }
-        assert!(
-            matches!(store.get(id(3)).await, Err(StoreError::Corrupt(_))),
-            "a damaged record stays damaged"
-        );
-        assert!(
-            matches!(
-                store.claim(request(id(2), T0)).await,
-                Ok(ClaimOutcome::Replay { .. })
-            ),
-            "a migrated completed record replays"
-        );
-        store
-            .complete(completion(id(1), Fence(5), T0))
-            .await
-            .expect("the migrated claim completes with its fence");
-        // The damaged record took a key from the fence counter (8).
-        assert!(claimed_fence(&store, 4, T0).await > Fence(8));
-        assert!(matches!(store.delete(id(3)).await, Ok(true)), "delete");
-        assert_eq!(store.list_in_flight(None, 10).await.expect("list").len(), 1);
-        // Expiry entries came along: a purge far in the future takes all.
-        let later = idem_core::Timestamp::from_millis(far + 3 * 86_400_000);
-        assert_eq!(store.purge_expired(later, 100).await.expect("purge"), 3);
-    }
-
-    // Migrated once: the file is layout 2 now, without the old table.
-    let db = redb::Database::create(dir.path().join("idem.redb")).expect("open");
-    let txn = db.begin_read().expect("read");
-    let meta = txn.open_table(META).expect("meta");
-    assert_eq!(meta.get("layout").expect("get").map(|g| g.value()), Some(2));
-    assert!(
-        txn.open_table(RECORDS_V1).is_err(),
-        "the layout-1 table is gone"
-    );
-    drop((meta, txn, db));
-    let store = open(&dir);
-    assert!(matches!(store.get(id(1)).await, Ok(None)));
 }
