@@ -40,7 +40,7 @@ impl Keys {
         match self.mode {
             KeyMode::Fresh | KeyMode::Dup => self.fresh(),
             KeyMode::Fixed => fixed_key(&self.run_id),
-            KeyMode::Mix if self.counter % self.fresh_every == 0 => self.fresh(),
+            KeyMode::Mix if self.counter.is_multiple_of(self.fresh_every) => self.fresh(),
             KeyMode::Mix => {
                 let index = self.random() % self.replay_keys;
                 warm_key(&self.run_id, index)

@@ -95,10 +95,10 @@ fn http_date(expires_at: Timestamp) -> Option<HeaderValue> {
     let second = expires_at.as_millis() / 1000;
     LAST_DATE.with(|last| {
         let mut last = last.borrow_mut();
-        if let Some((cached, value)) = last.as_ref() {
-            if *cached == second {
-                return Some(value.clone());
-            }
+        if let Some((cached, value)) = last.as_ref()
+            && *cached == second
+        {
+            return Some(value.clone());
         }
         let date = httpdate::fmt_http_date(to_system_time(expires_at));
         let value = HeaderValue::from_str(&date).ok()?;

@@ -89,7 +89,7 @@ fn child_writer() {
 /// Whether the child releases record `n` (every third) rather than
 /// completing it.
 fn releases(n: u64) -> bool {
-    n % 3 == 0
+    n.is_multiple_of(3)
 }
 
 /// Prints one acknowledged operation, whole, and flushes it into the pipe

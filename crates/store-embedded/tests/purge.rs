@@ -24,7 +24,7 @@ async fn claim(store: &EmbeddedStore, n: u64, now: Timestamp) {
     match store.claim(request(id(n), now)).await {
         Ok(ClaimOutcome::Claimed { fence, .. }) => {
             // Completing moves the record's expiry; the purge must follow.
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 store
                     .complete(completion(id(n), fence, now))
                     .await
