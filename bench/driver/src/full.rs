@@ -12,6 +12,7 @@ use crate::memory::{self, DiskResult, MemoryResult};
 use crate::nginx;
 use crate::output;
 use crate::peers::{self, Peer};
+use crate::pgbench;
 use crate::pin::{Pinning, Role};
 use crate::results::{Results, ScenarioResult, Settings};
 use crate::rounds;
@@ -72,7 +73,15 @@ pub(crate) fn all(args: AllArgs) -> anyhow::Result<()> {
         list.retain(|s| args.only.iter().any(|o| s.id.contains(o.as_str())));
     }
     let installed = install(&list, !args.no_install);
-    let versions = versions(&installed);
+    let mut versions = versions(&installed);
+    if list
+        .iter()
+        .any(|s| matches!(s.system, System::Pgbench { .. }))
+    {
+        // The version, or why pgbench did not run, in the run's header.
+        let found = pgbench::version().unwrap_or_else(|why| why);
+        versions.push(("pgbench".into(), found));
+    }
     let nginx_version = versions
         .iter()
         .find(|(n, _)| n == "nginx")
@@ -206,20 +215,20 @@ fn install(list: &[scenarios::Scenario], allowed: bool) -> Installed {
 /// Versions of what ran besides idem.
 fn versions(installed: &Installed) -> Vec<(String, String)> {
     let mut versions = Vec::new();
-    if let Ok(nginx) = &installed.nginx {
-        if let Some(v) = machine::version_of(&nginx.to_string_lossy(), &["-v"]) {
-            versions.push(("nginx".into(), v.replace("nginx version: ", "")));
-        }
+    if let Ok(nginx) = &installed.nginx
+        && let Some(v) = machine::version_of(&nginx.to_string_lossy(), &["-v"])
+    {
+        versions.push(("nginx".into(), v.replace("nginx version: ", "")));
     }
-    if installed.peers.contains_key(&Peer::Express) {
-        if let Some(v) = machine::version_of("node", &["--version"]) {
-            versions.push(("node".into(), v));
-        }
+    if installed.peers.contains_key(&Peer::Express)
+        && let Some(v) = machine::version_of("node", &["--version"])
+    {
+        versions.push(("node".into(), v));
     }
-    if installed.peers.contains_key(&Peer::Starlette) {
-        if let Some(v) = machine::version_of("python3", &["--version"]) {
-            versions.push(("python".into(), v));
-        }
+    if installed.peers.contains_key(&Peer::Starlette)
+        && let Some(v) = machine::version_of("python3", &["--version"])
+    {
+        versions.push(("python".into(), v));
     }
     versions
 }

@@ -22,6 +22,7 @@ mod memory;
 mod nginx;
 mod output;
 mod peers;
+mod pgbench;
 mod pin;
 mod process;
 mod results;

@@ -9,6 +9,7 @@ use crate::context::Ctx;
 use crate::load::{self, LoadSpec};
 use crate::nginx;
 use crate::peers::{self, Peer};
+use crate::pgbench;
 use crate::pin::Role;
 use crate::scenarios::{Scenario, Store, System};
 use crate::servers::{self, Gateway, GatewaySpec};
@@ -108,6 +109,7 @@ pub(crate) fn run_once(
             load.cpu = vec![("subject", app.proc.pid())];
             Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?)))
         }
+        System::Pgbench { url } => pgbench::run(ctx, url, &dir, connections),
     }
 }
 
@@ -145,6 +147,14 @@ pub(crate) fn describe(ctx: &Ctx, scenario: &Scenario, nginx_version: &str) -> S
             format!("idem, 1 worker thread ({subject}), {what}; {upstream}")
         }
         System::Peer { peer, with } => format!("{} ({subject})", peer.describe(*with)),
+        System::Pgbench { url } => format!(
+            "pgbench -M prepared -c {} -j 1 -T {} ({load}), {} on tables of its own, \
+             server {} (not pinned)",
+            ctx.load.connections,
+            pgbench::seconds(ctx.load.duration).max(1),
+            pgbench::SCRIPT,
+            redact(url)
+        ),
     }
 }
 

@@ -40,6 +40,9 @@ pub(crate) enum System {
     Idem { store: Store, off: bool },
     /// A peer app, with or without its idempotency middleware.
     Peer { peer: Peer, with: bool },
+    /// No HTTP: `pgbench` running the PostgreSQL store's two statements per
+    /// fresh request on the server at this store URL (see `pgbench/`).
+    Pgbench { url: String },
 }
 
 /// One scenario.
@@ -80,6 +83,22 @@ impl Scenario {
 /// The ids of the references the ratios are taken against.
 pub(crate) const PASS_THROUGH: &str = "idem-off";
 pub(crate) const NGINX: &str = "nginx";
+/// The id of a PostgreSQL store's pgbench comparison is its fresh-key
+/// scenario's id with this added, so that `--only fresh-postgres` selects
+/// both.
+pub(crate) const PGBENCH_SUFFIX: &str = "-pgbench";
+
+/// The URL of a shared store that is PostgreSQL.
+fn postgres_url(store: &Store) -> Option<String> {
+    match store {
+        Store::Url { url, .. }
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
+        {
+            Some(url.clone())
+        }
+        _ => None,
+    }
+}
 
 /// Every scenario of a full run, in the order of the first round: the
 /// references first, then idem's keyed scenarios per store, then the
@@ -104,6 +123,7 @@ pub(crate) fn all(extra_stores: &[Store], peers: bool) -> Vec<Scenario> {
         .chain(extra_stores.iter().cloned());
     for store in stores {
         let name = store.name().to_owned();
+        let postgres = postgres_url(&store);
         let idem = System::Idem { store, off: false };
         list.push(Scenario::new(
             &format!("fresh-{name}"),
@@ -111,6 +131,16 @@ pub(crate) fn all(extra_stores: &[Store], peers: bool) -> Vec<Scenario> {
             idem.clone(),
             Fresh,
         ));
+        // Right after the gateway's fresh keys, so that both run close in
+        // time in every round.
+        if let Some(url) = postgres {
+            list.push(Scenario::new(
+                &format!("fresh-{name}{PGBENCH_SUFFIX}"),
+                &format!("pgbench, same two statements, {name}"),
+                System::Pgbench { url },
+                Fresh,
+            ));
+        }
         list.push(Scenario::new(
             &format!("replay-{name}"),
             &format!("replays of one key, {name}"),

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use crate::results::{Results, ScenarioResult, Summary};
-use crate::scenarios::{NGINX, PASS_THROUGH};
+use crate::scenarios::{NGINX, PASS_THROUGH, PGBENCH_SUFFIX};
 
 /// A 1-minute load average above this before the run marks the numbers
 /// preliminary: something else was using the cores.
@@ -133,9 +133,10 @@ fn row(out: &mut String, r: &ScenarioResult, base: Option<&Summary>, nginx: Opti
             .clone()
             .or_else(|| r.failures.first().cloned())
             .unwrap_or_else(|| "did not run".into());
+        // Thirteen cells, the reason under "answers".
         let _ = writeln!(
             out,
-            "| {} | – | | | | | | | | {} | {} |",
+            "| {} | – | | | | | | | | | | {} | {} |",
             r.title,
             why.replace('|', "/"),
             r.system
@@ -147,9 +148,23 @@ fn row(out: &mut String, r: &ScenarioResult, base: Option<&Summary>, nginx: Opti
         .subject_cpu_us
         .filter(|c| *c > 0.0)
         .map_or("–".into(), |c| format!("{:.0}", 1e6 / c));
+    // pgbench's CPU is not watched (nor the server's): no cores to show.
+    let cores = if r.runs.iter().all(|run| run.report.cpu.is_empty()) {
+        "–".to_owned()
+    } else {
+        format!("{:.2} / {:.2}", s.subject_cores, s.load_side_cores)
+    };
+    let answers = if is_pgbench(r) {
+        format!(
+            "{} transactions, each a claim + a complete (one request)",
+            s.requests
+        )
+    } else {
+        answers(&s)
+    };
     let _ = writeln!(
         out,
-        "| {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {capacity} | {:.2} / {:.2} | {} | {} | {} | {} |",
+        "| {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {capacity} | {cores} | {} | {} | {answers} | {} |",
         r.title,
         s.rps,
         s.rps_min,
@@ -158,13 +173,14 @@ fn row(out: &mut String, r: &ScenarioResult, base: Option<&Summary>, nginx: Opti
         ms(s.p99_us),
         ms(s.p999_us),
         cpu,
-        s.subject_cores,
-        s.load_side_cores,
         ratio(&s, base),
         ratio(&s, nginx),
-        answers(&s),
         r.system
     );
+}
+
+fn is_pgbench(r: &ScenarioResult) -> bool {
+    r.id.ends_with(PGBENCH_SUFFIX)
 }
 
 fn is_peer(r: &ScenarioResult) -> bool {

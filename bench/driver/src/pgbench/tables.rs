@@ -1,0 +1,188 @@
+//! The comparison's own tables: created by the store itself (a gateway on
+//! the server with a unique `?prefix=`, migrating on its first keyed
+//! request), dropped by a guard whichever way the comparison ends.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use idem_loadgen::KeyMode;
+
+use crate::context::Ctx;
+use crate::load::{self, LoadSpec};
+use crate::pin::Role;
+use crate::process::run_bounded;
+use crate::runner::redact;
+use crate::servers::{self, Gateway, GatewaySpec};
+
+/// The tables the checked-in script names (schema `public`, what a gateway
+/// uses, and prefix `idem_pgbench_`); rewritten to this run's prefix.
+const SCRIPT_TABLES: &str = "\"public\".\"idem_pgbench_";
+
+/// How long creating or dropping the tables may take.
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Tables of one comparison run, in the `public` schema; dropped on drop.
+pub(super) struct Tables {
+    /// The server's URL for libpq (pgbench, psql): the store URL without
+    /// idem's own `prefix=` parameter, which libpq would refuse.
+    url: String,
+    prefix: String,
+}
+
+impl Tables {
+    /// Starts a gateway on `store_url` with a prefix of its own and sends
+    /// it one keyed request, so that the store creates its tables exactly
+    /// as it does in production; then stops it.
+    pub(super) fn create(ctx: &Ctx, dir: &Path, store_url: &str) -> anyhow::Result<Self> {
+        let (base, others) = split_prefix(store_url);
+        let prefix = unique_prefix();
+        // The guard exists before anything is created, so that a failure
+        // halfway still drops whatever was.
+        let tables = Self {
+            url: join(&base, &others),
+            prefix,
+        };
+        let mut params = others;
+        params.push(format!("prefix={}", tables.prefix));
+        let gateway_url = join(&base, &params);
+        let upstream = servers::upstream(ctx, dir, Role::Load)?;
+        let spec = GatewaySpec {
+            store: &gateway_url,
+            off: false,
+            worker_threads: 1,
+        };
+        let gateway = match servers::gateway(ctx, dir, upstream.addr, &spec)? {
+            Gateway::Up(server) => server,
+            Gateway::Refused(why) => anyhow::bail!(
+                "the gateway refused --store {}: {why}",
+                redact(&gateway_url)
+            ),
+        };
+        one_request(ctx, gateway.addr)?;
+        gateway.proc.stop();
+        upstream.proc.stop();
+        Ok(tables)
+    }
+
+    /// The libpq URL of the server.
+    pub(super) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The checked-in script, rewritten to name these tables.
+    pub(super) fn bind(&self, script: &str) -> anyhow::Result<String> {
+        let names = format!("\"public\".\"{}", self.prefix);
+        anyhow::ensure!(
+            script.matches(SCRIPT_TABLES).count() >= 3,
+            "the pgbench script does not name the tables {SCRIPT_TABLES}...\" it was \
+             generated for"
+        );
+        Ok(script.replace(SCRIPT_TABLES, &names))
+    }
+}
+
+impl Drop for Tables {
+    fn drop(&mut self) {
+        // Everything the store's migration creates in an existing schema;
+        // the indexes go with their table.
+        let p = &self.prefix;
+        let sql = format!(
+            "DROP TABLE IF EXISTS \"public\".\"{p}records\", \"public\".\"{p}schema_version\"; \
+             DROP SEQUENCE IF EXISTS \"public\".\"{p}fence_seq\""
+        );
+        let mut command = std::process::Command::new("psql");
+        command
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-c"])
+            .arg(&sql);
+        let dropped = run_bounded(command, LIMIT);
+        if !matches!(&dropped, Ok(out) if out.status.success()) {
+            let why = match &dropped {
+                Ok(out) => out.last_line().to_owned(),
+                Err(e) => format!("{e:#}"),
+            };
+            eprintln!("idem-bench: could not drop the pgbench tables ({why}); run: {sql}");
+        }
+    }
+}
+
+/// One fresh-key request: the store's first operation, which migrates.
+fn one_request(ctx: &Ctx, target: SocketAddr) -> anyhow::Result<()> {
+    let spec = LoadSpec {
+        target,
+        mode: KeyMode::Fresh,
+        path: "/v1/charges",
+        connections: 1,
+        warmup: Duration::ZERO,
+        duration: LIMIT,
+        max_requests: Some(1),
+        run_id: ctx.run_id("pgbench-tables"),
+        cpu: Vec::new(),
+    };
+    let report = load::run(ctx, &spec)?;
+    anyhow::ensure!(
+        report.statuses.get(&200) == Some(&1),
+        "the gateway did not create the pgbench tables: statuses {:?}, {} errors",
+        report.statuses,
+        report.errors.total()
+    );
+    Ok(())
+}
+
+/// `idem_pgbench_<pid>_<unix seconds>_<n>_`: unique on this server for
+/// any run of this host, and short enough for the store's longest derived
+/// name (`<prefix>records_expires_at_idx`, at most 63 bytes).
+fn unique_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "idem_pgbench_{}_{secs}_{}_",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A URL's base and its query parameters, without idem's `prefix=`.
+fn split_prefix(url: &str) -> (String, Vec<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), Vec::new());
+    };
+    let others = query
+        .split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("prefix="))
+        .map(str::to_owned)
+        .collect();
+    (base.to_owned(), others)
+}
+
+fn join(base: &str, params: &[String]) -> String {
+    if params.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", params.join("&"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idems_prefix_never_reaches_libpq() {
+        let (base, others) = split_prefix("postgres://u@h/db?prefix=x_&sslmode=disable");
+        assert_eq!(base, "postgres://u@h/db");
+        assert_eq!(others, ["sslmode=disable"]);
+        assert_eq!(join(&base, &others), "postgres://u@h/db?sslmode=disable");
+        assert_eq!(split_prefix("postgres://h/db").1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn prefixes_fit_the_stores_longest_name() {
+        let longest = format!("{}records_expires_at_idx", unique_prefix());
+        // A pid may take 7 digits; this one may be shorter.
+        assert!(longest.len() + 6 <= 63, "{longest}");
+    }
+}
