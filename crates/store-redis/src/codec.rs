@@ -1,329 +1,236 @@
-//! The record hash, field by field, and the stored headers' encoding.
+//! The record value: one Redis string per record, record format version 2.
 //!
-//! # Record format version 1
+//! # Layout
 //!
-//! One Redis hash per record. The Lua scripts write it; this module reads it
-//! back for `get` and `list_in_flight` and encodes what the scripts store.
-//! Numbers are ASCII decimal; times are milliseconds since the Unix epoch,
-//! the caller's clock.
+//! The Lua scripts write records (they must, to decide and write in one
+//! step); this module reads them back for `get`, `list_in_flight` and the
+//! claim's replies, and encodes the part of a completion that the caller
+//! knows. A fixed head comes first, so a script finds each field it needs
+//! by offset; numbers are [`WIDTH`]-digit zero-padded decimal (see
+//! `digits.rs`); times are milliseconds since the Unix epoch, the caller's
+//! clock.
 //!
-//! | field              | when           | value                                        |
-//! |--------------------|----------------|----------------------------------------------|
-//! | `v`                | always         | `1`, the format version                      |
-//! | `fingerprint`      | always         | the 32 raw bytes of the request fingerprint  |
-//! | `fence`            | always         | the holder's fence *counter* (see `keys.rs`) |
-//! | `state`            | always         | `in_flight` or `completed`                   |
-//! | `created_at`       | always         | first claim (kept across takeovers)          |
-//! | `expires_at`       | always         | when the record stops existing               |
-//! | `lease_expires_at` | in flight      | when the holder's lease ends                 |
-//! | `completed_at`     | completed      | when the response was stored                 |
-//! | `status`           | completed      | the HTTP status                              |
-//! | `headers`          | completed      | the header blob below                        |
-//! | `kept`             | completed      | `1` if the body is kept, `0` if it was not   |
-//! | `body`             | completed      | the body bytes (empty when not kept)         |
+//! | offset | bytes | field                                                   |
+//! |--------|-------|---------------------------------------------------------|
+//! | 0      | 1     | `2`, the format version                                 |
+//! | 1      | 1     | state: `F` in flight, `C` completed                     |
+//! | 2      | 32    | the request fingerprint, raw                            |
+//! | 34     | 20    | the holder's fence *counter* (see `keys.rs`)            |
+//! | 54     | 20    | `created_at`: the first claim (kept across takeovers)   |
+//! | 74     | 20    | `expires_at`: when the record stops existing            |
+//! | 94     | 20    | in flight: `lease_expires_at`; completed: `completed_at`|
+//! | 114    | 5     | completed only: the HTTP status                         |
+//! | 119    | 1     | completed only: `1` if the body is kept, `0` if not     |
+//! | 120    | 4     | completed only: header blob length, big-endian          |
+//! | 124    | n     | completed only: the header blob (see `headers.rs`)      |
+//! | 124+n  | rest  | completed only: the body (empty when not kept)          |
 //!
-//! The hash's own Redis TTL is set to `expires_at - now` on every write, so
-//! Redis deletes it natively at (about) `expires_at`.
+//! An in-flight record is exactly [`HEAD_LEN`] (114) bytes. The value's
+//! native TTL is set with the same `SET ... PX` that writes it, to
+//! `expires_at - now`, so Redis deletes it at (about) `expires_at`.
 //!
-//! # Header blob
-//!
-//! Each header in order, repeated names kept: a 4-byte big-endian length and
-//! the name's UTF-8 bytes, then a 4-byte big-endian length and the value's
-//! bytes. No headers is the empty blob.
-//!
-//! Anything that does not read back is [`StoreError::Corrupt`], never a
-//! panic: another program, or a later format, may have written the key.
-
-use std::collections::HashMap;
+//! Format 1 (before this one) was a hash per record. A key that is not a
+//! string (a format-1 hash, another program's key), a string that does not
+//! start with `2`, or one that does not read back is [`StoreError::Corrupt`],
+//! never a panic and never misread.
 
 use bytes::Bytes;
 use idem_core::{
-    Fingerprint, Record, RecordState, StoreError, StoredBody, StoredResponse, Timestamp,
+    Fence, Fingerprint, Record, RecordState, StoreError, StoredBody, StoredResponse, Timestamp,
 };
 
+use crate::digits::{self, WIDTH};
+use crate::headers;
 use crate::keys::compose_fence;
 
-/// The format version this build writes and reads.
-pub(crate) const FORMAT_VERSION: &[u8] = b"1";
+/// The format version this build writes and reads: the value's first byte.
+pub(crate) const FORMAT_VERSION: u8 = b'2';
+/// The state byte of an in-flight record.
+const IN_FLIGHT: u8 = b'F';
+/// The state byte of a completed record.
+const COMPLETED: u8 = b'C';
 
-/// Encodes headers as the blob described in the module docs.
-pub(crate) fn encode_headers(headers: &[(String, Bytes)]) -> Vec<u8> {
-    let size = headers
-        .iter()
-        .map(|(name, value)| 8 + name.len() + value.len())
-        .sum();
-    let mut out = Vec::with_capacity(size);
-    for (name, value) in headers {
-        push_field(&mut out, name.as_bytes());
-        push_field(&mut out, value);
+const FINGERPRINT: usize = 2;
+const FENCE: usize = FINGERPRINT + 32;
+const CREATED_AT: usize = FENCE + WIDTH;
+const EXPIRES_AT: usize = CREATED_AT + WIDTH;
+const STATE_TIME: usize = EXPIRES_AT + WIDTH;
+/// The length of the fixed head every record starts with.
+pub(crate) const HEAD_LEN: usize = STATE_TIME + WIDTH;
+const STATUS_WIDTH: usize = 5;
+const KEPT: usize = HEAD_LEN + STATUS_WIDTH;
+const HEADERS_LEN: usize = KEPT + 1;
+const HEADERS: usize = HEADERS_LEN + 4;
+
+/// The fixed head of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Head {
+    completed: bool,
+    fingerprint: [u8; 32],
+    fence_counter: u64,
+    created_at: Timestamp,
+    pub(crate) expires_at: Timestamp,
+    /// `lease_expires_at` in flight, `completed_at` once completed.
+    state_time: Timestamp,
+}
+
+impl Head {
+    /// Reads the head of `value` (which may be the head alone).
+    pub(crate) fn decode(value: &[u8]) -> Result<Self, StoreError> {
+        match value.first() {
+            Some(&FORMAT_VERSION) => {}
+            Some(&other) => {
+                return Err(corrupt(format!(
+                    "record format version {} (this build reads {})",
+                    char::from(other).escape_default(),
+                    char::from(FORMAT_VERSION)
+                )));
+            }
+            None => return Err(corrupt("an empty record")),
+        }
+        if value.len() < HEAD_LEN {
+            return Err(corrupt("the record is shorter than its head"));
+        }
+        let completed = match value[1] {
+            IN_FLIGHT => false,
+            COMPLETED => true,
+            other => {
+                return Err(corrupt(format!(
+                    "unknown state {}",
+                    char::from(other).escape_default()
+                )));
+            }
+        };
+        let number = |at: usize, what: &str| {
+            digits::parse(&value[at..at + WIDTH])
+                .ok_or_else(|| corrupt(format!("{what} is not a number")))
+        };
+        let time = |at, what| number(at, what).map(Timestamp::from_millis);
+        let mut fingerprint = [0; 32];
+        fingerprint.copy_from_slice(&value[FINGERPRINT..FENCE]);
+        Ok(Self {
+            completed,
+            fingerprint,
+            fence_counter: number(FENCE, "fence")?,
+            created_at: time(CREATED_AT, "created_at")?,
+            expires_at: time(EXPIRES_AT, "expires_at")?,
+            state_time: time(
+                STATE_TIME,
+                if completed {
+                    "completed_at"
+                } else {
+                    "lease_expires_at"
+                },
+            )?,
+        })
     }
-    out
-}
 
-fn push_field(out: &mut Vec<u8>, bytes: &[u8]) {
-    // A header longer than 4 GiB cannot reach here: responses are capped
-    // far below that by `max_response_bytes`.
-    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&bytes[..len as usize]);
-}
-
-/// Decodes the blob written by [`encode_headers`].
-pub(crate) fn decode_headers(mut blob: &[u8]) -> Result<Vec<(String, Bytes)>, StoreError> {
-    let mut headers = Vec::new();
-    while !blob.is_empty() {
-        let name = take_field(&mut blob)?;
-        let name = String::from_utf8(name.to_vec())
-            .map_err(|_| corrupt("a stored header name is not UTF-8"))?;
-        let value = take_field(&mut blob)?;
-        headers.push((name, Bytes::copy_from_slice(value)));
+    /// When the holder's lease ends; `None` for a completed record.
+    pub(crate) fn lease_expires_at(&self) -> Option<Timestamp> {
+        (!self.completed).then_some(self.state_time)
     }
-    Ok(headers)
 }
 
-fn take_field<'a>(blob: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
-    let (len, rest) = blob
-        .split_first_chunk::<4>()
-        .ok_or_else(|| corrupt("the header blob is truncated"))?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if rest.len() < len {
-        return Err(corrupt("the header blob is truncated"));
+/// Reads a whole record (`GET`), expired or not.
+pub(crate) fn decode_record(value: Bytes, bucket: u16) -> Result<Record, StoreError> {
+    let head = Head::decode(&value)?;
+    let fence = compose_fence(head.fence_counter, bucket)
+        .ok_or_else(|| corrupt("the fence counter is out of range"))?;
+    let state = if head.completed {
+        RecordState::Completed {
+            completed_at: head.state_time,
+            response: decode_response(&value)?,
+        }
+    } else {
+        if value.len() != HEAD_LEN {
+            return Err(corrupt("an in-flight record with a response"));
+        }
+        RecordState::InFlight {
+            lease_expires_at: head.state_time,
+        }
+    };
+    Ok(Record {
+        fingerprint: Fingerprint::from_bytes(head.fingerprint),
+        fence,
+        created_at: head.created_at,
+        expires_at: head.expires_at,
+        state,
+    })
+}
+
+/// Reads the response of a completed record. The body and header values
+/// are slices of `value`, not copies.
+pub(crate) fn decode_response(value: &Bytes) -> Result<StoredResponse, StoreError> {
+    let truncated = || corrupt("the stored response is truncated");
+    let status = value.get(HEAD_LEN..KEPT).ok_or_else(truncated)?;
+    let status = digits::parse(status)
+        .and_then(|s| u16::try_from(s).ok())
+        .ok_or_else(|| corrupt("status is not a number"))?;
+    let kept = *value.get(KEPT).ok_or_else(truncated)?;
+    let headers_len = value
+        .get(HEADERS_LEN..HEADERS)
+        .and_then(|b| b.first_chunk::<4>())
+        .ok_or_else(truncated)?;
+    let body_at = HEADERS + u32::from_be_bytes(*headers_len) as usize;
+    if body_at > value.len() {
+        return Err(truncated());
     }
-    let (field, rest) = rest.split_at(len);
-    *blob = rest;
-    Ok(field)
-}
-
-/// Reads a stored response from the fields the claim script replies with.
-pub(crate) fn decode_response(
-    status: &[u8],
-    headers: &[u8],
-    kept: &[u8],
-    body: &[u8],
-) -> Result<StoredResponse, StoreError> {
-    let status = parse_number(status, "status")?;
-    let status = u16::try_from(status).map_err(|_| corrupt("status is out of range"))?;
     let body = match kept {
-        b"1" => StoredBody::Kept(Bytes::copy_from_slice(body)),
-        b"0" => StoredBody::NotKept,
-        _ => return Err(corrupt("kept is neither 1 nor 0")),
+        b'1' => StoredBody::Kept(value.slice(body_at..)),
+        b'0' if body_at == value.len() => StoredBody::NotKept,
+        _ => {
+            return Err(corrupt(
+                "kept is neither 1 nor 0, or a body that was not kept",
+            ));
+        }
     };
     Ok(StoredResponse {
         status,
-        headers: decode_headers(headers)?,
+        headers: headers::decode(&value.slice(HEADERS..body_at))?,
         body,
     })
 }
 
-/// The `kept` flag and body bytes to store for `body`.
-pub(crate) fn encode_body(body: &StoredBody) -> (&'static [u8], &[u8]) {
+/// What `complete.lua` appends to the head it keeps (version, fingerprint,
+/// fence, `created_at`) and the new `expires_at`: `completed_at`, status,
+/// kept, the header blob with its length. The body goes as an argument of
+/// its own, so that it is copied once, into the command.
+pub(crate) fn completion_tail(completed_at: Timestamp, response: &StoredResponse) -> Vec<u8> {
+    let blob_len = headers::encoded_len(&response.headers);
+    let mut out = Vec::with_capacity(WIDTH + STATUS_WIDTH + 1 + 4 + blob_len);
+    out.extend_from_slice(&digits::padded(completed_at.as_millis()));
+    let status = digits::padded(u64::from(response.status));
+    out.extend_from_slice(&status[WIDTH - STATUS_WIDTH..]);
+    out.push(match response.body {
+        StoredBody::Kept(_) => b'1',
+        StoredBody::NotKept => b'0',
+    });
+    // Header blobs are capped far below 4 GiB by `max_response_bytes`.
+    out.extend_from_slice(&u32::try_from(blob_len).unwrap_or(u32::MAX).to_be_bytes());
+    headers::encode(&response.headers, &mut out);
+    out
+}
+
+/// The body bytes to store (empty when not kept).
+pub(crate) fn body_bytes(body: &StoredBody) -> &[u8] {
     match body {
-        StoredBody::Kept(bytes) => (b"1", bytes),
-        StoredBody::NotKept => (b"0", b""),
+        StoredBody::Kept(bytes) => bytes,
+        StoredBody::NotKept => b"",
     }
 }
 
-/// Reads a record from its hash (`HGETALL`); an empty hash is no record.
-pub(crate) fn decode_record(
-    fields: HashMap<Vec<u8>, Vec<u8>>,
-    bucket: u16,
-) -> Result<Option<Record>, StoreError> {
-    if fields.is_empty() {
-        return Ok(None);
-    }
-    let field = |name: &'static str| {
-        fields
-            .get(name.as_bytes())
-            .map(Vec::as_slice)
-            .ok_or_else(|| corrupt(format!("the record has no {name} field")))
-    };
-    let time = |name: &'static str| field(name).and_then(|v| parse_time(v, name));
-
-    let version = field("v")?;
-    if version != FORMAT_VERSION {
-        return Err(corrupt(format!(
-            "record format version {} (this build reads {})",
-            String::from_utf8_lossy(version),
-            String::from_utf8_lossy(FORMAT_VERSION)
-        )));
-    }
-    let fingerprint: [u8; 32] = field("fingerprint")?
-        .try_into()
-        .map_err(|_| corrupt("the fingerprint is not 32 bytes"))?;
-    let fence = parse_fence(field("fence")?, bucket)?;
-    let state = match field("state")? {
-        b"in_flight" => RecordState::InFlight {
-            lease_expires_at: time("lease_expires_at")?,
-        },
-        b"completed" => RecordState::Completed {
-            completed_at: time("completed_at")?,
-            response: decode_response(
-                field("status")?,
-                field("headers")?,
-                field("kept")?,
-                fields
-                    .get(b"body".as_slice())
-                    .map_or(&[][..], Vec::as_slice),
-            )?,
-        },
-        other => {
-            return Err(corrupt(format!(
-                "unknown state {}",
-                String::from_utf8_lossy(other)
-            )));
-        }
-    };
-    Ok(Some(Record {
-        fingerprint: Fingerprint::from_bytes(fingerprint),
-        fence,
-        created_at: time("created_at")?,
-        expires_at: time("expires_at")?,
-        state,
-    }))
+/// A fence counter as a script replies it, made into the bucket's fence.
+pub(crate) fn parse_fence(counter: &[u8], bucket: u16) -> Result<Fence, StoreError> {
+    digits::parse(counter)
+        .and_then(|counter| compose_fence(counter, bucket))
+        .ok_or_else(|| corrupt("the fence counter is not a number in range"))
 }
 
-/// A fence counter as the scripts write it, made into the bucket's fence.
-pub(crate) fn parse_fence(counter: &[u8], bucket: u16) -> Result<idem_core::Fence, StoreError> {
-    let counter = parse_number(counter, "fence")?;
-    compose_fence(counter, bucket).ok_or_else(|| corrupt("the fence counter is out of range"))
-}
-
-/// A time as the scripts store it.
-pub(crate) fn parse_time(value: &[u8], what: &str) -> Result<Timestamp, StoreError> {
-    parse_number(value, what).map(Timestamp::from_millis)
-}
-
-fn parse_number(value: &[u8], what: &str) -> Result<u64, StoreError> {
-    std::str::from_utf8(value)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| corrupt(format!("{what} is not a number")))
-}
-
-fn corrupt(what: impl Into<String>) -> StoreError {
+/// A `Corrupt` error saying `what`.
+pub(crate) fn corrupt(what: impl Into<String>) -> StoreError {
     StoreError::Corrupt(what.into())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hash(fields: &[(&str, &[u8])]) -> HashMap<Vec<u8>, Vec<u8>> {
-        fields
-            .iter()
-            .map(|(k, v)| (k.as_bytes().to_vec(), v.to_vec()))
-            .collect()
-    }
-
-    #[test]
-    fn headers_round_trip() {
-        let cases: Vec<Vec<(String, Bytes)>> = vec![
-            vec![],
-            vec![("x-empty".to_owned(), Bytes::new())],
-            vec![
-                ("x-trace".to_owned(), Bytes::from_static(b"a")),
-                ("x-trace".to_owned(), Bytes::from_static(b"b")),
-                (
-                    "x-bytes".to_owned(),
-                    Bytes::from_static(&[0x80, 0xff, 0x00]),
-                ),
-            ],
-        ];
-        for headers in cases {
-            let blob = encode_headers(&headers);
-            assert_eq!(decode_headers(&blob).unwrap(), headers);
-        }
-    }
-
-    #[test]
-    fn broken_header_blobs_are_corrupt() {
-        let good = encode_headers(&[("a".to_owned(), Bytes::from_static(b"bc"))]);
-        for cut in 1..good.len() {
-            assert!(
-                matches!(decode_headers(&good[..cut]), Err(StoreError::Corrupt(_))),
-                "cut at {cut}"
-            );
-        }
-        let not_utf8 = [0, 0, 0, 1, 0xff, 0, 0, 0, 0];
-        assert!(matches!(
-            decode_headers(&not_utf8),
-            Err(StoreError::Corrupt(_))
-        ));
-    }
-
-    #[test]
-    fn in_flight_and_completed_records_decode() {
-        let fp = [9u8; 32];
-        let in_flight = hash(&[
-            ("v", b"1"),
-            ("fingerprint", &fp),
-            ("fence", b"12"),
-            ("state", b"in_flight"),
-            ("created_at", b"1000"),
-            ("expires_at", b"5000"),
-            ("lease_expires_at", b"2000"),
-        ]);
-        let record = decode_record(in_flight, 3).unwrap().unwrap();
-        assert_eq!(record.fence, idem_core::Fence(12 << 10 | 3));
-        assert_eq!(
-            record.state,
-            RecordState::InFlight {
-                lease_expires_at: Timestamp::from_millis(2000)
-            }
-        );
-
-        let blob = encode_headers(&[("content-type".to_owned(), Bytes::from_static(b"x"))]);
-        let completed = hash(&[
-            ("v", b"1"),
-            ("fingerprint", &fp),
-            ("fence", b"12"),
-            ("state", b"completed"),
-            ("created_at", b"1000"),
-            ("expires_at", b"9000"),
-            ("completed_at", b"3000"),
-            ("status", b"201"),
-            ("headers", &blob),
-            ("kept", b"0"),
-            ("body", b""),
-        ]);
-        let record = decode_record(completed, 3).unwrap().unwrap();
-        match record.state {
-            RecordState::Completed { response, .. } => {
-                assert_eq!(response.status, 201);
-                assert_eq!(response.body, StoredBody::NotKept);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn unreadable_records_are_corrupt_not_panics() {
-        let fp = [9u8; 32];
-        let base = [
-            ("v", &b"1"[..]),
-            ("fingerprint", &fp[..]),
-            ("fence", b"12"),
-            ("state", b"in_flight"),
-            ("created_at", b"1000"),
-            ("expires_at", b"5000"),
-            ("lease_expires_at", b"2000"),
-        ];
-        let broken: Vec<(&str, &[u8])> = vec![
-            ("v", b"2"),
-            ("fingerprint", b"short"),
-            ("fence", b"x"),
-            ("state", b"sleeping"),
-            ("created_at", b"-1"),
-            ("lease_expires_at", b""),
-        ];
-        for (name, value) in broken {
-            let mut fields = hash(&base);
-            fields.insert(name.as_bytes().to_vec(), value.to_vec());
-            assert!(
-                matches!(decode_record(fields, 0), Err(StoreError::Corrupt(_))),
-                "{name} = {value:?}"
-            );
-        }
-        assert!(decode_record(HashMap::new(), 0).unwrap().is_none());
-    }
-}
+#[path = "codec_tests.rs"]
+mod tests;

@@ -2,20 +2,27 @@
 //!
 //! Every record belongs to one of [`BUCKETS`] buckets, chosen by the last
 //! ten bits of its id (uniform, since ids are SHA-256 values). A bucket is
-//! the unit of co-location: its records, its fence counter and its two
-//! indexes carry the same hash tag, so in Redis Cluster they sit in one hash
-//! slot and one script can touch them all atomically.
+//! the unit of co-location: its records, its fence counter and its index
+//! carry the same hash tag, so in Redis Cluster they sit in one hash slot
+//! and one script can touch them all atomically.
 //!
-//! | key                                  | type   | holds                                  |
-//! |--------------------------------------|--------|----------------------------------------|
-//! | `{prefix}{bbb}:r:{id}`               | hash   | one record (see `codec.rs`)            |
-//! | `{prefix}{bbb}:fence`                | string | the bucket's last fence counter        |
-//! | `{prefix}{bbb}:exp`                  | zset   | id hex scored by `expires_at` (ms)     |
-//! | `{prefix}{bbb}:inflight`             | zset   | ids of in-flight records, all score 0  |
+//! | key                      | type   | holds                                            |
+//! |--------------------------|--------|--------------------------------------------------|
+//! | `{prefix}{bbb}:r:{id}`   | string | one record (see `codec.rs`)                      |
+//! | `{prefix}{bbb}:fence`    | string | the bucket's last fence counter                  |
+//! | `{prefix}{bbb}:idx`      | zset   | raw 32-byte ids, scored by expiry and state      |
 //!
 //! `bbb` is the bucket as three lowercase hex digits (`000` to `3ff`) and
 //! the hash tag: the braces around it are literal. `{id}` is the record id as
-//! 64 lowercase hex digits, which sort like the id's bytes.
+//! 64 lowercase hex digits.
+//!
+//! The index holds one entry per record: score `-expires_at` while the
+//! record is in flight, `+expires_at` once it is completed. The sign lets
+//! one sorted set serve both readers: `list_in_flight` reads the negative
+//! scores, and a purge reads `[-now, now]`, which is exactly the records of
+//! either state whose `expires_at` is at or before `now` (see `list.rs`,
+//! `purge.rs`). The member is the raw id rather than its hex: half the
+//! memory, and it sorts like the id.
 //!
 //! A fence is `counter << 10 | bucket`: the counter comes from the bucket's
 //! fence key (see the crate docs), and the low bits make fences of different
@@ -49,70 +56,76 @@ pub(crate) fn fence_counter(fence: Fence, bucket: u16) -> Option<u64> {
     (fence.0 & u64::from(BUCKETS - 1) == u64::from(bucket)).then_some(fence.0 >> BUCKET_BITS)
 }
 
-/// The keys of one store: everything starts with its prefix.
+/// The keys of one store: everything starts with its prefix. The keys of
+/// every bucket are built once, here, so that an operation builds only its
+/// record's key.
 #[derive(Debug, Clone)]
 pub(crate) struct KeySpace {
-    prefix: String,
+    buckets: Vec<BucketKeys>,
 }
 
-/// The keys (and index member) of one record.
-#[derive(Debug, Clone)]
-pub(crate) struct RecordKeys {
-    pub(crate) bucket: u16,
-    pub(crate) record: String,
-    pub(crate) fence: String,
-    pub(crate) expiry: String,
-    pub(crate) in_flight: String,
-    /// The record id in hex: the member of both indexes.
-    pub(crate) member: String,
-}
-
-/// The keys of one bucket's indexes.
+/// The keys of one bucket.
 #[derive(Debug, Clone)]
 pub(crate) struct BucketKeys {
     pub(crate) bucket: u16,
-    pub(crate) expiry: String,
-    pub(crate) in_flight: String,
+    /// `{prefix}{bbb}`: what every key of the bucket starts with.
+    tag: String,
+    pub(crate) fence: String,
+    pub(crate) index: String,
+}
+
+/// The keys (and index member) of one record.
+#[derive(Debug)]
+pub(crate) struct RecordKeys<'a> {
+    pub(crate) bucket: &'a BucketKeys,
+    pub(crate) record: String,
+    /// The raw record id: the record's member in the bucket's index.
+    pub(crate) member: [u8; 32],
 }
 
 impl KeySpace {
     /// A key space under `prefix` (already validated: no braces).
-    pub(crate) fn new(prefix: String) -> Self {
-        Self { prefix }
-    }
-
-    fn tagged(&self, bucket: u16) -> String {
-        format!("{}{{{bucket:03x}}}", self.prefix)
+    pub(crate) fn new(prefix: &str) -> Self {
+        let buckets = (0..BUCKETS)
+            .map(|bucket| {
+                let tag = format!("{prefix}{{{bucket:03x}}}");
+                BucketKeys {
+                    bucket,
+                    fence: format!("{tag}:fence"),
+                    index: format!("{tag}:idx"),
+                    tag,
+                }
+            })
+            .collect();
+        Self { buckets }
     }
 
     /// The keys of record `id`.
-    pub(crate) fn record(&self, id: &RecordId) -> RecordKeys {
-        let bucket = bucket_of(id);
-        let member = id.to_string();
-        self.record_in(bucket, member)
-    }
-
-    /// The keys of the record whose hex id is `member`, in `bucket`.
-    pub(crate) fn record_in(&self, bucket: u16, member: String) -> RecordKeys {
-        let tag = self.tagged(bucket);
+    pub(crate) fn record(&self, id: &RecordId) -> RecordKeys<'_> {
+        let bucket = &self.buckets[usize::from(bucket_of(id))];
+        let mut record = String::with_capacity(bucket.tag.len() + 3 + 64);
+        record.push_str(&bucket.tag);
+        record.push_str(":r:");
+        push_hex(&mut record, id.as_bytes());
         RecordKeys {
             bucket,
-            record: format!("{tag}:r:{member}"),
-            fence: format!("{tag}:fence"),
-            expiry: format!("{tag}:exp"),
-            in_flight: format!("{tag}:inflight"),
-            member,
+            record,
+            member: *id.as_bytes(),
         }
     }
 
-    /// The index keys of `bucket`.
-    pub(crate) fn bucket(&self, bucket: u16) -> BucketKeys {
-        let tag = self.tagged(bucket);
-        BucketKeys {
-            bucket,
-            expiry: format!("{tag}:exp"),
-            in_flight: format!("{tag}:inflight"),
-        }
+    /// The keys of `bucket` (below [`BUCKETS`]).
+    pub(crate) fn bucket(&self, bucket: u16) -> &BucketKeys {
+        &self.buckets[usize::from(bucket)]
+    }
+}
+
+/// Appends `bytes` as lowercase hex, without a formatter.
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 
@@ -166,14 +179,16 @@ mod tests {
 
     #[test]
     fn keys_share_the_bucket_tag() {
-        let keys = KeySpace::new("idem:".to_owned()).record(&id_ending(0x01, 0x02));
-        assert_eq!(keys.bucket, 0x102);
+        let space = KeySpace::new("idem:");
+        let id = id_ending(0x01, 0x02);
+        let keys = space.record(&id);
+        assert_eq!(keys.bucket.bucket, 0x102);
         let tag = "idem:{102}";
-        assert_eq!(keys.record, format!("{tag}:r:{}", keys.member));
-        assert_eq!(keys.fence, format!("{tag}:fence"));
-        assert_eq!(keys.expiry, format!("{tag}:exp"));
-        assert_eq!(keys.in_flight, format!("{tag}:inflight"));
-        assert_eq!(keys.member.len(), 64);
+        assert_eq!(keys.record, format!("{tag}:r:{id}"), "the id in hex");
+        assert_eq!(keys.bucket.fence, format!("{tag}:fence"));
+        assert_eq!(keys.bucket.index, format!("{tag}:idx"));
+        assert_eq!(&keys.member, id.as_bytes());
+        assert_eq!(space.bucket(0x3ff).index, "idem:{3ff}:idx");
     }
 
     #[test]

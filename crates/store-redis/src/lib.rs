@@ -24,17 +24,28 @@
 //!
 //! # Layout
 //!
-//! A record is one hash (its fields in `codec.rs`). Records are spread over
-//! 1024 buckets by the last ten bits of their id; a bucket's records, its
-//! fence counter and its two indexes (expiry, in flight) share one hash tag,
-//! `{bbb}`, and so one cluster slot (the keys in `keys.rs`). Every key starts
-//! with [`RedisOptions::prefix`] (default `idem:`).
+//! A record is one string value (record format 2; its bytes in `codec.rs`),
+//! written with one `SET ... PX` and read with one `GET`. Records are spread
+//! over 1024 buckets by the last ten bits of their id; a bucket's records,
+//! its fence counter and its index share one hash tag, `{bbb}`, and so one
+//! cluster slot (the keys in `keys.rs`). The index is one sorted set per
+//! bucket with an entry per record, scored `-expires_at` while it is in
+//! flight and `+expires_at` once completed: a claim writes it, a completion
+//! re-scores it, a release or delete removes it. Every key starts with
+//! [`RedisOptions::prefix`] (default `idem:`).
+//!
+//! Format 1 kept a record as a hash and two indexes per bucket; a fresh
+//! request cost sixteen commands inside its two scripts, now eight. Format 1
+//! records are not migrated (the project is pre-release): any operation on
+//! one reports it as `Corrupt`, `delete` removes it, and Redis expires it.
 //!
 //! # Fences
 //!
 //! A new fence is `counter << 10 | bucket`, where the counter is
 //! `max(bucket's last counter + 1, Redis server time in µs)`, computed and
-//! stored in the claim script. The bucket's counter key is never deleted
+//! stored in the claim script (one `SET ... GET` with the clock's value in
+//! the common case, where the clock is ahead of the last counter). The
+//! bucket's counter key is never deleted
 //! (release, delete, purge and expiry delete records, not counters), so:
 //!
 //! - per record, fences strictly increase across takeovers, releases,
@@ -61,7 +72,7 @@
 //!
 //! # Expiry
 //!
-//! Each write sets the record hash's native TTL (`PEXPIRE`) to
+//! Each write sets the record's native TTL (`SET ... PX`) to
 //! `expires_at - now`, so Redis deletes it at `expires_at` by the caller's
 //! clock, without a sweeper. The TTL is relative rather than absolute
 //! (`PEXPIREAT`) so that a Redis whose clock differs from the gateways' still
@@ -72,12 +83,14 @@
 //! deletes records that have expired by the caller's clock, and cleans the
 //! indexes of entries whose records Redis already removed. It costs one
 //! short read per bucket per call, so the gateway's sweeper may run against
-//! Redis, but need not.
+//! Redis, but need not: one claim in sixteen also drops a bucket's entries
+//! of records that expired over an hour ago (see `claim.lua`), so indexes
+//! stay bounded without it.
 //!
 //! # Listing
 //!
-//! `list_in_flight` reads each bucket's in-flight index (ids in lexical
-//! order) and merges them into pages in record-id order (see `list.rs`).
+//! `list_in_flight` reads each bucket's in-flight entries (the negative
+//! scores) and merges them into pages in record-id order (see `list.rs`).
 //!
 //! # Redis Cluster
 //!
@@ -136,7 +149,9 @@
 
 mod codec;
 mod conn;
+mod digits;
 mod error;
+mod headers;
 mod keys;
 mod list;
 mod options;

@@ -1,15 +1,17 @@
 //! `purge_expired`: deleting records whose `expires_at` has passed, by the
 //! caller's clock.
 //!
-//! Redis deletes records by itself (each record hash has a native TTL), so
+//! Redis deletes records by itself (each record has a native TTL), so
 //! in a deployment whose clocks agree a purge mostly finds nothing. It still
 //! does what the trait says for records that have expired by the caller's
 //! `now` but not yet by Redis's (a caller whose clock runs ahead, tests that
-//! pass their own times), and it cleans the expiry indexes of entries whose
+//! pass their own times), and it cleans the indexes of entries whose
 //! records Redis already removed.
 //!
-//! One purge reads every bucket's expiry index for entries scored at or
-//! before `now` (a read, many buckets at a time) and then runs
+//! One purge reads every bucket's index for entries scored in `[-now,
+//! now]`, which are the records of either state that expired at or before
+//! `now` (in flight scores `-expires_at`, completed `+expires_at`; see
+//! `keys.rs`), a read per bucket, many buckets at a time, and then runs
 //! `purge_one.lua` on each candidate, which decides again, atomically, on
 //! the record as it is then: a record claimed afresh since the read is
 //! never purged. Scripts run at most as many at a time as deletions are
@@ -20,7 +22,7 @@
 //! each round trip, not to the whole purge.
 
 use futures_util::future::join_all;
-use idem_core::Timestamp;
+use idem_core::{RecordId, Timestamp};
 use tokio::time::Instant;
 
 use crate::error::Failure;
@@ -51,7 +53,7 @@ impl RedisStore {
             let reads = (first..last).map(|b| {
                 let keys = self.keys.bucket(b);
                 async move {
-                    let members = self.expired_members(&keys, now, page, deadline).await?;
+                    let members = self.expired_members(keys, now, page, deadline).await?;
                     Ok::<_, Failure>((keys, members))
                 }
             });
@@ -60,7 +62,7 @@ impl RedisStore {
                 loop {
                     let full = members.len() == page;
                     deleted += self
-                        .purge_members(&keys, &members, now, limit - deleted)
+                        .purge_members(keys, &members, now, limit - deleted)
                         .await?;
                     if deleted == limit {
                         return Ok(deleted);
@@ -72,7 +74,7 @@ impl RedisStore {
                     // was deleted or had its entry dropped or rescored past
                     // `now`, so the next read makes progress.
                     let deadline = self.conn.deadline();
-                    members = self.expired_members(&keys, now, page, deadline).await?;
+                    members = self.expired_members(keys, now, page, deadline).await?;
                 }
             }
             first = last;
@@ -80,30 +82,31 @@ impl RedisStore {
         Ok(deleted)
     }
 
-    /// Up to `page` members of the bucket's expiry index scored at or
-    /// before `now` (the boundary counts as expired).
+    /// Up to `page` members of the bucket's index whose records expired at
+    /// or before `now` (the boundary counts as expired).
     async fn expired_members(
         &self,
         keys: &BucketKeys,
         now: Timestamp,
         page: usize,
         deadline: Instant,
-    ) -> Result<Vec<String>, Failure> {
+    ) -> Result<Vec<Vec<u8>>, Failure> {
+        let now = now.as_millis();
         let mut cmd = redis::cmd("ZRANGEBYSCORE");
-        cmd.arg(&keys.expiry)
-            .arg("-inf")
-            .arg(now.as_millis())
+        cmd.arg(&keys.index)
+            .arg(format!("-{now}"))
+            .arg(now)
             .arg("LIMIT")
             .arg(0)
             .arg(page);
-        reply::strings(self.conn.query(&cmd, deadline).await?)
+        reply::byte_strings(self.conn.query(&cmd, deadline).await?)
     }
 
     /// Runs `purge_one.lua` on `members`, deleting at most `budget`.
     async fn purge_members(
         &self,
         keys: &BucketKeys,
-        members: &[String],
+        members: &[Vec<u8>],
         now: Timestamp,
         budget: usize,
     ) -> Result<usize, Failure> {
@@ -118,15 +121,21 @@ impl RedisStore {
             rest = later;
             let deadline = self.conn.deadline();
             let runs = batch.iter().map(|member| {
-                let record = self.keys.record_in(keys.bucket, member.clone());
                 let now = now.as_str();
                 async move {
-                    let script_keys = [
-                        record.record.as_str(),
-                        record.expiry.as_str(),
-                        record.in_flight.as_str(),
-                    ];
-                    let args: [&[u8]; 2] = [now.as_bytes(), record.member.as_bytes()];
+                    let id = <[u8; 32]>::try_from(member.as_slice()).map_err(|_| {
+                        Failure::Reply("an index member is not a record id".to_owned())
+                    })?;
+                    let record = self.keys.record(&RecordId::from_bytes(id));
+                    if record.bucket.bucket != keys.bucket {
+                        // Only the scripts write indexes, with the record's
+                        // own bucket; running the script would cross slots.
+                        return Err(Failure::Reply(
+                            "an index entry in another record's bucket".to_owned(),
+                        ));
+                    }
+                    let script_keys = [record.record.as_str(), record.bucket.index.as_str()];
+                    let args: [&[u8]; 2] = [now.as_bytes(), &record.member];
                     let value =
                         scripts::eval(&self.conn, &PURGE_ONE, &script_keys, &args, deadline)
                             .await?;

@@ -4,30 +4,35 @@
 //! bulk strings, numbers as integers, `false` as nil. Anything else is a
 //! reply this build does not understand, reported as such.
 
-use std::collections::HashMap;
-
+use bytes::Bytes;
 use redis::{FromRedisValue, Value};
 
 use crate::error::Failure;
 
-/// A script's reply: its tag and the fields after it.
+/// A script's reply: its tag (item 0) and the fields after it.
 pub(crate) struct Reply {
-    pub(crate) tag: Vec<u8>,
-    fields: Vec<Value>,
+    items: Vec<Value>,
 }
 
 impl Reply {
-    /// Splits a script's array reply into tag and fields.
+    /// Checks that a script's reply is a non-empty array with a string tag.
     pub(crate) fn parse(value: Value) -> Result<Self, Failure> {
-        let Value::Array(mut items) = value else {
+        let Value::Array(items) = value else {
             return Err(unexpected("a script reply that is not an array", &value));
         };
-        if items.is_empty() {
-            return Err(Failure::Reply("an empty script reply".to_owned()));
+        match items.first() {
+            None => Err(Failure::Reply("an empty script reply".to_owned())),
+            Some(tag) => {
+                bytes(tag)?;
+                Ok(Self { items })
+            }
         }
-        let fields = items.split_off(1);
-        let tag = bytes(&items[0])?.to_vec();
-        Ok(Self { tag, fields })
+    }
+
+    /// The tag.
+    pub(crate) fn tag(&self) -> &[u8] {
+        // Checked by `parse`.
+        bytes(&self.items[0]).unwrap_or_default()
     }
 
     /// Field `n` (0 is the first after the tag) as bytes.
@@ -40,13 +45,19 @@ impl Reply {
         self.field(n).and_then(int)
     }
 
+    /// Field `n` as owned bytes, taken out of the reply without a copy.
+    pub(crate) fn take(&mut self, n: usize) -> Result<Bytes, Failure> {
+        self.field(n)?;
+        take_bytes(std::mem::replace(&mut self.items[n + 1], Value::Nil))
+    }
+
     /// The tag as text, for messages.
     pub(crate) fn tag_text(&self) -> String {
-        String::from_utf8_lossy(&self.tag).into_owned()
+        String::from_utf8_lossy(self.tag()).into_owned()
     }
 
     fn field(&self, n: usize) -> Result<&Value, Failure> {
-        self.fields.get(n).ok_or_else(|| {
+        self.items.get(n + 1).ok_or_else(|| {
             Failure::Reply(format!(
                 "the script reply {} has no field {n}",
                 self.tag_text()
@@ -65,6 +76,22 @@ pub(crate) fn bytes(value: &Value) -> Result<&[u8], Failure> {
     }
 }
 
+/// A bulk string as owned bytes, without a copy; `None` for nil (`GET` of
+/// a missing key).
+pub(crate) fn optional_bytes(value: Value) -> Result<Option<Bytes>, Failure> {
+    match value {
+        Value::Nil => Ok(None),
+        other => take_bytes(other).map(Some),
+    }
+}
+
+fn take_bytes(value: Value) -> Result<Bytes, Failure> {
+    match value {
+        Value::BulkString(b) => Ok(Bytes::from(b)),
+        other => bytes(&other).map(Bytes::copy_from_slice),
+    }
+}
+
 /// An integer reply.
 pub(crate) fn int(value: &Value) -> Result<i64, Failure> {
     match value {
@@ -73,14 +100,9 @@ pub(crate) fn int(value: &Value) -> Result<i64, Failure> {
     }
 }
 
-/// A list of strings (`ZRANGEBYSCORE`, `ZRANGEBYLEX`).
-pub(crate) fn strings(value: Value) -> Result<Vec<String>, Failure> {
-    Vec::<String>::from_redis_value(value).map_err(|e| Failure::Reply(e.to_string()))
-}
-
-/// A hash (`HGETALL`).
-pub(crate) fn hash(value: Value) -> Result<HashMap<Vec<u8>, Vec<u8>>, Failure> {
-    HashMap::<Vec<u8>, Vec<u8>>::from_redis_value(value).map_err(|e| Failure::Reply(e.to_string()))
+/// A list of binary strings (`ZRANGEBYSCORE`).
+pub(crate) fn byte_strings(value: Value) -> Result<Vec<Vec<u8>>, Failure> {
+    Vec::<Vec<u8>>::from_redis_value(value).map_err(|e| Failure::Reply(e.to_string()))
 }
 
 fn unexpected(wanted: &str, got: &Value) -> Failure {

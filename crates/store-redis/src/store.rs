@@ -8,8 +8,9 @@ use idem_core::{
     Store, StoreError, Timestamp, WriteError,
 };
 
-use crate::codec::{self, decode_record, decode_response, encode_body, encode_headers};
+use crate::codec::{self, Head, corrupt};
 use crate::conn::Connection;
+use crate::digits::{self, WIDTH};
 use crate::error::{ConnectError, Failure};
 use crate::keys::{KeySpace, RecordKeys, check_prefix, fence_counter};
 use crate::options::RedisOptions;
@@ -23,8 +24,8 @@ use crate::url;
 const MAX_NATIVE_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 
 /// Index entries whose record expired more than this long before a claim's
-/// `now` are dropped by that claim (a few at a time): native TTL has removed
-/// the records, and no sweeper may be running to clean up after it.
+/// `now` may be dropped by that claim (see `claim.lua`): native TTL has
+/// removed the records, and no sweeper may be running to clean up after it.
 const INDEX_GRACE_MS: u64 = 60 * 60 * 1000;
 
 /// An idempotency store on Redis (`redis://HOST:PORT/DB`) or Redis Cluster
@@ -61,7 +62,7 @@ impl RedisStore {
         let conn = Connection::open(target, &options)?;
         Ok(Self {
             conn,
-            keys: KeySpace::new(options.prefix.clone()),
+            keys: KeySpace::new(&options.prefix),
             options,
         })
     }
@@ -89,35 +90,27 @@ impl RedisStore {
         let now = request.now.as_millis();
         let lease_expires_at = request.lease_expires_at();
         let expires_at = request.in_flight_expires_at();
-        let numbers = [
-            now,
-            lease_expires_at.as_millis(),
-            expires_at.as_millis(),
-            native_ttl(request.now, expires_at),
-            now.saturating_sub(INDEX_GRACE_MS),
-        ]
-        .map(|n| n.to_string());
+        let (mut ttl, mut stale) = ([0; WIDTH], [0; WIDTH]);
         let args: [&[u8]; 7] = [
             request.fingerprint.as_bytes(),
-            numbers[0].as_bytes(),
-            numbers[1].as_bytes(),
-            numbers[2].as_bytes(),
-            numbers[3].as_bytes(),
-            keys.member.as_bytes(),
-            numbers[4].as_bytes(),
+            &digits::padded(now),
+            &digits::padded(expires_at.as_millis()),
+            &digits::padded(lease_expires_at.as_millis()),
+            digits::short(native_ttl(request.now, expires_at), &mut ttl),
+            &keys.member,
+            digits::short(now.saturating_sub(INDEX_GRACE_MS), &mut stale),
         ];
-        let deadline = self.conn.deadline();
         let script_keys = [
             keys.record.as_str(),
-            keys.fence.as_str(),
-            keys.expiry.as_str(),
-            keys.in_flight.as_str(),
+            keys.bucket.fence.as_str(),
+            keys.bucket.index.as_str(),
         ];
+        let deadline = self.conn.deadline();
         let value = scripts::eval(&self.conn, &CLAIM, &script_keys, &args, deadline).await?;
-        let reply = Reply::parse(value)?;
-        match reply.tag.as_slice() {
+        let mut reply = Reply::parse(value)?;
+        match reply.tag() {
             b"claimed" => {
-                let fence = codec::parse_fence(reply.bytes(0)?, keys.bucket)?;
+                let fence = codec::parse_fence(reply.bytes(0)?, keys.bucket.bucket)?;
                 let takeover = reply.int(1)? == 1;
                 if let Err(e) = self.wait_for_replicas(&keys.record).await {
                     // Not replicated: the claim may not survive a failover,
@@ -134,20 +127,20 @@ impl RedisStore {
                 })
             }
             b"mismatch" => Ok(ClaimOutcome::Mismatch {
-                expires_at: codec::parse_time(reply.bytes(0)?, "expires_at")?,
+                expires_at: Head::decode(reply.bytes(0)?)?.expires_at,
             }),
             b"busy" => Ok(ClaimOutcome::Busy {
-                lease_expires_at: codec::parse_time(reply.bytes(0)?, "lease_expires_at")?,
+                lease_expires_at: Head::decode(reply.bytes(0)?)?
+                    .lease_expires_at()
+                    .ok_or_else(|| corrupt("a busy record that is not in flight"))?,
             }),
-            b"replay" => Ok(ClaimOutcome::Replay {
-                expires_at: codec::parse_time(reply.bytes(0)?, "expires_at")?,
-                response: decode_response(
-                    reply.bytes(1)?,
-                    reply.bytes(2)?,
-                    reply.bytes(3)?,
-                    reply.bytes(4)?,
-                )?,
-            }),
+            b"replay" => {
+                let record = reply.take(0)?;
+                Ok(ClaimOutcome::Replay {
+                    expires_at: Head::decode(&record)?.expires_at,
+                    response: codec::decode_response(&record)?,
+                })
+            }
             _ => Err(other_reply(&reply)),
         }
     }
@@ -155,43 +148,33 @@ impl RedisStore {
     async fn complete_now(&self, completion: Completion) -> Result<(), WriteError> {
         let keys = self.keys.record(&completion.id);
         let expires_at = completion.expires_at();
-        let (kept, body) = encode_body(&completion.response.body);
-        let counter = counter_arg(completion.fence, keys.bucket);
-        let numbers = [
-            completion.now.as_millis(),
-            expires_at.as_millis(),
-            native_ttl(completion.now, expires_at),
-            u64::from(completion.response.status),
-        ]
-        .map(|n| n.to_string());
-        let headers = encode_headers(&completion.response.headers);
-        let args: [&[u8]; 9] = [
-            counter.as_bytes(),
-            numbers[0].as_bytes(),
-            numbers[1].as_bytes(),
-            numbers[2].as_bytes(),
-            numbers[3].as_bytes(),
-            &headers,
-            kept,
-            body,
-            keys.member.as_bytes(),
+        let fence = fence_counter(completion.fence, keys.bucket.bucket).map(digits::padded);
+        let tail = codec::completion_tail(completion.now, &completion.response);
+        let (mut now, mut ttl) = ([0; WIDTH], [0; WIDTH]);
+        let args: [&[u8]; 7] = [
+            fence.as_ref().map_or(NO_FENCE, |f| f),
+            digits::short(completion.now.as_millis(), &mut now),
+            &digits::padded(expires_at.as_millis()),
+            digits::short(native_ttl(completion.now, expires_at), &mut ttl),
+            &tail,
+            codec::body_bytes(&completion.response.body),
+            &keys.member,
         ];
-        let script_keys = [
-            keys.record.as_str(),
-            keys.expiry.as_str(),
-            keys.in_flight.as_str(),
-        ];
+        let script_keys = [keys.record.as_str(), keys.bucket.index.as_str()];
         let deadline = self.conn.deadline();
         let value = scripts::eval(&self.conn, &COMPLETE, &script_keys, &args, deadline)
             .await
             .map_err(store_error)?;
-        fenced_write(Reply::parse(value).map_err(store_error)?, keys.bucket)?;
+        fenced_write(
+            Reply::parse(value).map_err(store_error)?,
+            keys.bucket.bucket,
+        )?;
         self.wait_for_replicas(&keys.record)
             .await
             .map_err(store_error)
     }
 
-    async fn release_now(&self, keys: RecordKeys, fence: Fence) -> Result<(), WriteError> {
+    async fn release_now(&self, keys: RecordKeys<'_>, fence: Fence) -> Result<(), WriteError> {
         self.release_unreplicated(&keys, fence).await?;
         self.wait_for_replicas(&keys.record)
             .await
@@ -201,40 +184,48 @@ impl RedisStore {
     /// The release script alone, without waiting for replicas.
     async fn release_unreplicated(
         &self,
-        keys: &RecordKeys,
+        keys: &RecordKeys<'_>,
         fence: Fence,
     ) -> Result<(), WriteError> {
-        let counter = counter_arg(fence, keys.bucket);
-        let args: [&[u8]; 2] = [counter.as_bytes(), keys.member.as_bytes()];
-        let script_keys = [
-            keys.record.as_str(),
-            keys.expiry.as_str(),
-            keys.in_flight.as_str(),
-        ];
+        let fence = fence_counter(fence, keys.bucket.bucket).map(digits::padded);
+        let args: [&[u8]; 2] = [fence.as_ref().map_or(NO_FENCE, |f| f), &keys.member];
+        let script_keys = [keys.record.as_str(), keys.bucket.index.as_str()];
         let deadline = self.conn.deadline();
         let value = scripts::eval(&self.conn, &RELEASE, &script_keys, &args, deadline)
             .await
             .map_err(store_error)?;
-        fenced_write(Reply::parse(value).map_err(store_error)?, keys.bucket)
+        fenced_write(
+            Reply::parse(value).map_err(store_error)?,
+            keys.bucket.bucket,
+        )
     }
 
     /// Reads one record by its keys, expired or not.
-    pub(crate) async fn get_record(&self, keys: &RecordKeys) -> Result<Option<Record>, Failure> {
+    pub(crate) async fn get_record(
+        &self,
+        keys: &RecordKeys<'_>,
+    ) -> Result<Option<Record>, Failure> {
         let deadline = self.conn.deadline();
-        let mut cmd = redis::cmd("HGETALL");
+        let mut cmd = redis::cmd("GET");
         cmd.arg(&keys.record);
-        let value = self.conn.query(&cmd, deadline).await?;
-        Ok(decode_record(reply::hash(value)?, keys.bucket)?)
+        let value = match self.conn.query(&cmd, deadline).await {
+            Ok(value) => value,
+            // A key of another type: a format-1 hash or another program's.
+            Err(Failure::Redis(e)) if e.code() == Some("WRONGTYPE") => {
+                return Err(corrupt("the record is not a string (record format 1?)").into());
+            }
+            Err(e) => return Err(e),
+        };
+        match reply::optional_bytes(value)? {
+            Some(value) => Ok(Some(codec::decode_record(value, keys.bucket.bucket)?)),
+            None => Ok(None),
+        }
     }
 
     async fn delete_now(&self, id: RecordId) -> Result<bool, Failure> {
         let keys = self.keys.record(&id);
-        let script_keys = [
-            keys.record.as_str(),
-            keys.expiry.as_str(),
-            keys.in_flight.as_str(),
-        ];
-        let args: [&[u8]; 1] = [keys.member.as_bytes()];
+        let script_keys = [keys.record.as_str(), keys.bucket.index.as_str()];
+        let args: [&[u8]; 1] = [&keys.member];
         let deadline = self.conn.deadline();
         let value = scripts::eval(&self.conn, &DELETE, &script_keys, &args, deadline).await?;
         Ok(reply::int(&value)? > 0)
@@ -267,7 +258,7 @@ impl RedisStore {
 
 /// The native TTL of a record that expires at `expires_at`, written at
 /// `now`: relative, so that Redis's clock and the caller's need not agree,
-/// at least a millisecond (`PEXPIRE 0` would delete at once) and at most
+/// at least a millisecond (`SET ... PX 0` is an error) and at most
 /// [`MAX_NATIVE_TTL_MS`].
 fn native_ttl(now: Timestamp, expires_at: Timestamp) -> u64 {
     expires_at
@@ -276,19 +267,14 @@ fn native_ttl(now: Timestamp, expires_at: Timestamp) -> u64 {
         .clamp(1, MAX_NATIVE_TTL_MS)
 }
 
-/// The fence counter to compare with the record's, or `-`, which never
-/// matches, when the fence was given out for another bucket (and so can
-/// never be this record's, whatever its counter).
-fn counter_arg(fence: Fence, bucket: u16) -> String {
-    match fence_counter(fence, bucket) {
-        Some(counter) => counter.to_string(),
-        None => "-".to_owned(),
-    }
-}
+/// The fence argument when the caller's fence was given out for another
+/// bucket, and so can never be this record's, whatever its counter: it
+/// never equals a record's 20-digit counter.
+const NO_FENCE: &[u8] = b"-";
 
 /// Maps a complete or release script's reply.
 fn fenced_write(reply: Reply, bucket: u16) -> Result<(), WriteError> {
-    let rejection = match reply.tag.as_slice() {
+    let rejection = match reply.tag() {
         b"ok" => return Ok(()),
         b"gone" => FenceRejection::Gone,
         b"done" => FenceRejection::AlreadyCompleted,
@@ -305,7 +291,7 @@ fn fenced_write(reply: Reply, bucket: u16) -> Result<(), WriteError> {
 
 /// A `corrupt` reply, or a tag no script sends.
 fn other_reply(reply: &Reply) -> Failure {
-    if reply.tag == b"corrupt" {
+    if reply.tag() == b"corrupt" {
         let what = reply
             .bytes(0)
             .map(|b| String::from_utf8_lossy(b).into_owned())

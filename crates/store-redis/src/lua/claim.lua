@@ -2,105 +2,118 @@
 -- decision is to execute, writes the in-flight record with a new fence, in
 -- one atomic step.
 --
--- KEYS[1]  the record hash
+-- KEYS[1]  the record (a string, format 2: see codec.rs for the offsets)
 -- KEYS[2]  the bucket's fence counter (a string holding an integer)
--- KEYS[3]  the bucket's expiry index (zset: record id hex -> expires_at)
--- KEYS[4]  the bucket's in-flight index (zset, all scores 0: record id hex)
+-- KEYS[3]  the bucket's index (zset: raw id -> -expires_at in flight,
+--          +expires_at completed)
 -- ARGV[1]  the request's fingerprint (32 raw bytes)
--- ARGV[2]  now, the caller's clock (ms since the epoch)
--- ARGV[3]  lease_expires_at of a claim made now (ms)
--- ARGV[4]  expires_at of the in-flight record written now (ms)
+-- ARGV[2]  now, the caller's clock (ms, 20 digits)
+-- ARGV[3]  expires_at of the in-flight record written now (ms, 20 digits)
+-- ARGV[4]  lease_expires_at of a claim made now (ms, 20 digits)
 -- ARGV[5]  the record's native TTL (ms, >= 1): expires_at - now
--- ARGV[6]  the record id in hex (the index member)
--- ARGV[7]  index entries that expired before this (ms) are dropped
+-- ARGV[6]  the record id, raw (the index member)
+-- ARGV[7]  index entries whose records expired at or before this (ms) are
+--          dropped, now and then (see below)
 --
 -- Replies, first element a tag:
 --   {'claimed', fence counter, takeover 0|1}
---   {'mismatch', expires_at}
---   {'busy', lease_expires_at}
---   {'replay', expires_at, status, headers, kept '1'|'0', body}
---   {'corrupt', what}
+--   {'mismatch', record head}  {'busy', record head}
+--   {'replay', record}         {'corrupt', what}
+-- The caller reads expires_at, lease_expires_at or the response from the
+-- record it is sent, so the script parses no more than it decides on.
 --
 -- Every time is the caller's, passed in: the decision never reads the Redis
 -- clock. The Redis clock is read only to give a new fence a floor.
 
-local rec, fence_key, expiry, inflight = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local rec_key, fence_key, index = KEYS[1], KEYS[2], KEYS[3]
 local now = tonumber(ARGV[2])
 
-local v, fp, state, expires, lease = unpack(redis.call(
-  'HMGET', rec, 'v', 'fingerprint', 'state', 'expires_at', 'lease_expires_at'))
+-- pcall: a key of another type (a format-1 hash) is corrupt, not an error.
+local rec = redis.pcall('GET', rec_key)
+if type(rec) == 'table' then
+  return {'corrupt', 'the record is not a string (record format 1?)'}
+end
 
 local takeover = 0
 -- A record that exists but has expired is absent: it is overwritten below
 -- as if it were not there (no takeover, a new fingerprint is fine).
-if v then
-  if v ~= '1' then
-    return {'corrupt', 'record format version ' .. tostring(v)}
+if rec then
+  if string.sub(rec, 1, 1) ~= '2' or #rec < 114 then
+    return {'corrupt', 'record format version ' .. string.sub(rec, 1, 1)}
   end
-  local expires_ms = tonumber(expires)
-  if not expires_ms then
+  local expires = tonumber(string.sub(rec, 75, 94))
+  if not expires then
     return {'corrupt', 'expires_at is not a number'}
   end
-  if expires_ms > now then
+  if expires > now then
     -- The fingerprint comes before the state: a changed payload is told so
     -- even while the first request runs.
-    if fp ~= ARGV[1] then
-      return {'mismatch', expires}
+    if string.sub(rec, 3, 34) ~= ARGV[1] then
+      return {'mismatch', string.sub(rec, 1, 114)}
     end
-    if state == 'in_flight' then
-      local lease_ms = tonumber(lease)
-      if not lease_ms then
-        return {'corrupt', 'lease_expires_at is not a number'}
-      end
-      if lease_ms > now then
-        return {'busy', lease}
-      end
-      takeover = 1
-    elseif state == 'completed' then
-      local r = redis.call('HMGET', rec, 'status', 'headers', 'kept', 'body')
-      return {'replay', expires, r[1] or '', r[2] or '', r[3] or '', r[4] or ''}
-    else
-      return {'corrupt', 'unknown state ' .. tostring(state)}
+    local state = string.sub(rec, 2, 2)
+    if state == 'C' then
+      return {'replay', rec}
+    elseif state ~= 'F' then
+      return {'corrupt', 'unknown state'}
     end
+    local lease = tonumber(string.sub(rec, 95, 114))
+    if not lease then
+      return {'corrupt', 'lease_expires_at is not a number'}
+    end
+    if lease > now then
+      return {'busy', rec}
+    end
+    takeover = 1
   end
 end
 
 -- The new fence counter: one more than the largest this bucket ever gave
 -- out, and never below the server clock in microseconds, so that fences
 -- keep growing even if the counter key is lost (a restart without
--- persistence, a failover that lost writes, a FLUSHALL). Counters stay
--- below 2^53, so Lua's doubles hold them exactly; '%.0f' writes them
--- without an exponent.
+-- persistence, a failover that lost writes, a FLUSHALL). The clock is
+-- nearly always ahead of the last counter, so it is written at once and
+-- the old value read in the same call (SET ... GET); only when it is not
+-- (two claims in one microsecond, a clock that stepped back) is the
+-- counter written again. Counters stay below 2^53, so Lua's doubles hold
+-- them exactly; '%020.0f' writes the 20 zero-padded digits of codec.rs.
 local t = redis.call('TIME')
 local counter = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local last = tonumber(redis.call('GET', fence_key) or '0') or 0
+local fence = string.format('%020.0f', counter)
+local last = tonumber(redis.call('SET', fence_key, fence, 'GET') or '0') or 0
 if last >= counter then
   counter = last + 1
+  fence = string.format('%020.0f', counter)
+  redis.call('SET', fence_key, fence)
 end
-local fence = string.format('%.0f', counter)
-redis.call('SET', fence_key, fence)
 
+local value
 if takeover == 1 then
   -- Same request, lease lapsed: a new holder, a new lease; the record keeps
   -- its fingerprint and creation time.
-  redis.call('HSET', rec, 'fence', fence, 'lease_expires_at', ARGV[3],
-    'expires_at', ARGV[4])
+  value = '2F' .. string.sub(rec, 3, 34) .. fence .. string.sub(rec, 55, 74)
+    .. ARGV[3] .. ARGV[4]
 else
-  redis.call('DEL', rec)
-  redis.call('HSET', rec, 'v', '1', 'fingerprint', ARGV[1], 'fence', fence,
-    'state', 'in_flight', 'created_at', ARGV[2], 'expires_at', ARGV[4],
-    'lease_expires_at', ARGV[3])
+  value = '2F' .. ARGV[1] .. fence .. ARGV[2] .. ARGV[3] .. ARGV[4]
 end
-redis.call('PEXPIRE', rec, ARGV[5])
-redis.call('ZADD', expiry, ARGV[4], ARGV[6])
-redis.call('ZADD', inflight, 0, ARGV[6])
+redis.call('SET', rec_key, value, 'PX', ARGV[5])
+redis.call('ZADD', index, '-' .. ARGV[3], ARGV[6])
 
--- Keep the indexes bounded without a sweeper: drop a few entries whose
--- records expired long ago (native TTL has removed those records).
-local stale = redis.call('ZRANGEBYSCORE', expiry, '-inf', '(' .. ARGV[7], 'LIMIT', 0, 4)
-for _, member in ipairs(stale) do
-  redis.call('ZREM', expiry, member)
-  redis.call('ZREM', inflight, member)
+-- Keep the index bounded without a sweeper: Redis deletes records by TTL
+-- but not their index entries. Entries of records that expired before
+-- ARGV[7] (an hour ago) have |score| <= ARGV[7]: live in-flight entries
+-- score below -now and live completed ones above now, so one range holds
+-- exactly the stale ones. Looking costs a call, so only one claim in 16
+-- looks (the counter's low bits are the clock's microseconds, or count
+-- claims in a busy bucket); it then drops up to 64 entries. Each claim adds
+-- at most one entry, so cleaning outpaces growth fourfold on average, and
+-- a purge (the gateway's sweeper) drops stale entries too.
+if counter % 16 == 0 then
+  local stale = redis.call('ZRANGEBYSCORE', index, '-' .. ARGV[7], ARGV[7],
+    'LIMIT', 0, 64)
+  if #stale > 0 then
+    redis.call('ZREM', index, unpack(stale))
+  end
 end
 
 return {'claimed', fence, takeover}

@@ -1,59 +1,60 @@
 -- complete.lua: stores the response and marks the record completed, if the
 -- caller's fence still holds it (idem_core::check_fence), in one atomic step.
 --
--- KEYS[1]  the record hash
--- KEYS[2]  the bucket's expiry index
--- KEYS[3]  the bucket's in-flight index
--- ARGV[1]  the caller's fence counter ('-' when the fence cannot belong to
---          this record: it was given out for another bucket)
+-- KEYS[1]  the record (a string, format 2: see codec.rs)
+-- KEYS[2]  the bucket's index
+-- ARGV[1]  the caller's fence counter, 20 digits ('-' when the fence cannot
+--          belong to this record: it was given out for another bucket)
 -- ARGV[2]  now, the caller's clock (ms)
--- ARGV[3]  expires_at of the completed record: now + ttl (ms)
+-- ARGV[3]  expires_at of the completed record: now + ttl (ms, 20 digits)
 -- ARGV[4]  the record's native TTL (ms, >= 1)
--- ARGV[5]  status
--- ARGV[6]  headers (the codec's blob)
--- ARGV[7]  kept: '1' if the body is kept, '0' if not
--- ARGV[8]  body ('' when not kept)
--- ARGV[9]  the record id in hex (the index member)
+-- ARGV[5]  the record's tail from completed_at to the header blob
+--          (codec::completion_tail)
+-- ARGV[6]  the body ('' when not kept)
+-- ARGV[7]  the record id, raw (the index member)
 --
 -- Replies: {'ok'} | {'gone'} | {'taken', current fence counter} |
 --          {'done'} | {'corrupt', what}
 
-local rec, expiry, inflight = KEYS[1], KEYS[2], KEYS[3]
-local now = tonumber(ARGV[2])
+local rec_key, index = KEYS[1], KEYS[2]
 
-local v, fence, state, expires = unpack(redis.call(
-  'HMGET', rec, 'v', 'fence', 'state', 'expires_at'))
-
+-- The head alone: a completed record's body is not needed to refuse it.
+-- GETRANGE of a missing key is ''; of another type (a format-1 hash), an
+-- error, which pcall turns into a table.
+local head = redis.pcall('GETRANGE', rec_key, 0, 113)
+if type(head) == 'table' then
+  return {'corrupt', 'the record is not a string (record format 1?)'}
+end
 -- Absent and expired are the same: an in-flight record past its expires_at
 -- is not resurrected by a late completion.
-if not v then
+if head == '' then
   return {'gone'}
 end
-if v ~= '1' then
-  return {'corrupt', 'record format version ' .. tostring(v)}
+if string.sub(head, 1, 1) ~= '2' or #head < 114 then
+  return {'corrupt', 'record format version ' .. string.sub(head, 1, 1)}
 end
-local expires_ms = tonumber(expires)
-if not expires_ms then
+local expires = tonumber(string.sub(head, 75, 94))
+if not expires then
   return {'corrupt', 'expires_at is not a number'}
 end
-if expires_ms <= now then
+if expires <= tonumber(ARGV[2]) then
   return {'gone'}
 end
+local fence = string.sub(head, 35, 54)
 if fence ~= ARGV[1] then
   return {'taken', fence}
 end
-if state == 'completed' then
+local state = string.sub(head, 2, 2)
+if state == 'C' then
   return {'done'}
 end
-if state ~= 'in_flight' then
-  return {'corrupt', 'unknown state ' .. tostring(state)}
+if state ~= 'F' then
+  return {'corrupt', 'unknown state'}
 end
 
-redis.call('HDEL', rec, 'lease_expires_at')
-redis.call('HSET', rec, 'state', 'completed', 'completed_at', ARGV[2],
-  'expires_at', ARGV[3], 'status', ARGV[5], 'headers', ARGV[6],
-  'kept', ARGV[7], 'body', ARGV[8])
-redis.call('PEXPIRE', rec, ARGV[4])
-redis.call('ZADD', expiry, ARGV[3], ARGV[9])
-redis.call('ZREM', inflight, ARGV[9])
+-- Version, fingerprint, fence and created_at stay; the rest is new.
+redis.call('SET', rec_key,
+  '2C' .. string.sub(head, 3, 74) .. ARGV[3] .. ARGV[5] .. ARGV[6],
+  'PX', ARGV[4])
+redis.call('ZADD', index, ARGV[3], ARGV[7])
 return {'ok'}

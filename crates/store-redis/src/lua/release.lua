@@ -2,11 +2,11 @@
 -- holds it (idem_core::check_fence), in one atomic step, so that the next
 -- request with the key executes afresh.
 --
--- KEYS[1]  the record hash
--- KEYS[2]  the bucket's expiry index
--- KEYS[3]  the bucket's in-flight index
--- ARGV[1]  the caller's fence counter ('-' when it cannot be this record's)
--- ARGV[2]  the record id in hex (the index member)
+-- KEYS[1]  the record (a string, format 2: see codec.rs)
+-- KEYS[2]  the bucket's index
+-- ARGV[1]  the caller's fence counter, 20 digits ('-' when it cannot be
+--          this record's)
+-- ARGV[2]  the record id, raw (the index member)
 --
 -- Replies: {'ok'} | {'gone'} | {'taken', current fence counter} |
 --          {'done'} | {'corrupt', what}
@@ -16,26 +16,30 @@
 -- either way. The bucket's fence counter is not touched: it is what keeps
 -- the next claim's fence above this one.
 
-local rec, expiry, inflight = KEYS[1], KEYS[2], KEYS[3]
+local rec_key, index = KEYS[1], KEYS[2]
 
-local v, fence, state = unpack(redis.call('HMGET', rec, 'v', 'fence', 'state'))
-if not v then
+local head = redis.pcall('GETRANGE', rec_key, 0, 113)
+if type(head) == 'table' then
+  return {'corrupt', 'the record is not a string (record format 1?)'}
+end
+if head == '' then
   return {'gone'}
 end
-if v ~= '1' then
-  return {'corrupt', 'record format version ' .. tostring(v)}
+if string.sub(head, 1, 1) ~= '2' or #head < 114 then
+  return {'corrupt', 'record format version ' .. string.sub(head, 1, 1)}
 end
+local fence = string.sub(head, 35, 54)
 if fence ~= ARGV[1] then
   return {'taken', fence}
 end
-if state == 'completed' then
+local state = string.sub(head, 2, 2)
+if state == 'C' then
   return {'done'}
 end
-if state ~= 'in_flight' then
-  return {'corrupt', 'unknown state ' .. tostring(state)}
+if state ~= 'F' then
+  return {'corrupt', 'unknown state'}
 end
 
-redis.call('DEL', rec)
-redis.call('ZREM', expiry, ARGV[2])
-redis.call('ZREM', inflight, ARGV[2])
+redis.call('DEL', rec_key)
+redis.call('ZREM', index, ARGV[2])
 return {'ok'}
