@@ -62,6 +62,12 @@ pub(crate) struct DiskResult {
     pub(crate) records: u64,
     pub(crate) bytes: u64,
     pub(crate) bytes_per_record: f64,
+    /// The write-ahead journal's share of `bytes`: bounded by the store's
+    /// journal limit whatever the number of records, so a fixed cost, not
+    /// a per-record one.
+    pub(crate) journal_bytes: u64,
+    /// What the records take outside the journal: the store's tables.
+    pub(crate) table_bytes_per_record: f64,
     pub(crate) stored_bytes: u64,
     pub(crate) fill_rps: f64,
 }
@@ -155,11 +161,15 @@ pub(crate) fn measure_disk(ctx: &Ctx, target: u64, budget: Duration) -> anyhow::
     // SIGTERM and wait: the store commits and closes its file on the way
     // out, so its size is final.
     gateway.proc.stop();
-    let bytes = dir_size(&store)?;
+    let size = dir_size(&store)?;
+    let bytes = size.total();
+    let records_f = records.max(1) as f64;
     Ok(DiskResult {
         records,
         bytes,
-        bytes_per_record: bytes as f64 / records.max(1) as f64,
+        bytes_per_record: bytes as f64 / records_f,
+        journal_bytes: size.journal,
+        table_bytes_per_record: size.tables as f64 / records_f,
         stored_bytes,
         fill_rps: rate,
     })
@@ -254,17 +264,41 @@ fn stored_size(gateway: SocketAddr) -> anyhow::Result<(u64, String)> {
     Ok((total as u64, detail))
 }
 
-/// The total size of the files under `dir`.
-fn dir_size(dir: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
+/// The space a store directory takes on disk, split into the journal
+/// (fjall's `*.jnl` files) and everything else.
+#[derive(Default)]
+struct DirSize {
+    journal: u64,
+    tables: u64,
+}
+
+impl DirSize {
+    fn total(&self) -> u64 {
+        self.journal + self.tables
+    }
+}
+
+/// The allocated blocks (not apparent lengths, so that a preallocated or
+/// sparse file counts for what it holds) of the files under `dir`.
+fn dir_size(dir: &Path) -> anyhow::Result<DirSize> {
+    use std::os::unix::fs::MetadataExt;
+    let mut size = DirSize::default();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            dir_size(&entry.path())?
+        if meta.is_dir() {
+            let inner = dir_size(&entry.path())?;
+            size.journal += inner.journal;
+            size.tables += inner.tables;
+            continue;
+        }
+        // st_blocks counts 512-byte units whatever the block size.
+        let bytes = meta.blocks() * 512;
+        if entry.path().extension().is_some_and(|e| e == "jnl") {
+            size.journal += bytes;
         } else {
-            meta.len()
-        };
+            size.tables += bytes;
+        }
     }
-    Ok(total)
+    Ok(size)
 }

@@ -295,11 +295,14 @@ fn memory(out: &mut String, r: &Results) {
         Some(Ok(d)) => {
             let _ = writeln!(
                 out,
-                "- embedded store: {} records in {:.1} MiB on disk: **{:.0} B per record** \
-                 (stored response {} B; filled at {:.0} records/s)",
+                "- embedded store: {} records in {:.1} MiB on disk ({:.0} B per record): the \
+                 journal {:.1} MiB (bounded by its size limit, not per record) and the tables \
+                 **{:.0} B per record** (stored response {} B; filled at {:.0} records/s)",
                 d.records,
                 d.bytes as f64 / 1048576.0,
                 d.bytes_per_record,
+                d.journal_bytes as f64 / 1048576.0,
+                d.table_bytes_per_record,
                 d.stored_bytes,
                 d.fill_rps
             );
