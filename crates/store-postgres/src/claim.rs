@@ -55,35 +55,17 @@ pub(crate) async fn claim(
     let id: &[u8] = request.id.as_bytes();
     let fingerprint: &[u8] = request.fingerprint.as_bytes();
     let now = time_to_db(request.now);
-    let lease_expires_at = request.lease_expires_at();
-    let lease_db = time_to_db(lease_expires_at);
+    let lease_db = time_to_db(request.lease_expires_at());
     let expires_db = time_to_db(request.in_flight_expires_at());
     for attempt in 1..=MAX_ATTEMPTS {
         let row = conn
             .query_one(sql, &[&id, &fingerprint, &now, &lease_db, &expires_db])
             .await?;
-        let claimed: Option<i64> = row
-            .try_get("claimed_fence")
-            .map_err(|e| Failure::Corrupt(format!("the claim's answer cannot be read: {e}")))?;
-        if let Some(fence) = claimed {
-            let takeovers: Option<i32> = row
-                .try_get("claimed_takeovers")
-                .map_err(|e| Failure::Corrupt(format!("the claim's answer cannot be read: {e}")))?;
-            return Ok(ClaimOutcome::Claimed {
-                fence: fence_from_db(fence)?,
-                lease_expires_at,
-                // A fresh claim writes 0; only a takeover counts up.
-                takeover: takeovers.is_some_and(|n| n > 0),
-            });
-        }
-        let record = row::record(&row)?;
-        if let Some(outcome) =
-            decide_claim(record.as_ref(), &request.fingerprint, request.now).answer()
-        {
+        if let Some(outcome) = answer(&row, request)? {
             return Ok(outcome);
         }
         // The decision is to execute: the snapshot predates the version the
-        // conflict check saw; see "How the other answers are read".
+        // conflict check saw; see "When the two readings disagree".
         tracing::debug!(
             id = %request.id,
             attempt,
@@ -91,4 +73,30 @@ pub(crate) async fn claim(
         );
     }
     Err(Failure::Contention(MAX_ATTEMPTS))
+}
+
+/// Reads the claim statement's answer for `request` from its row (of
+/// `claim.sql`, or `claim_many.sql`, which has the same columns): `None`
+/// when the statement must be run again (see "When the two readings
+/// disagree").
+pub(crate) fn answer(
+    row: &tokio_postgres::Row,
+    request: &ClaimRequest,
+) -> Result<Option<ClaimOutcome>, Failure> {
+    let claimed: Option<i64> = row
+        .try_get("claimed_fence")
+        .map_err(|e| Failure::Corrupt(format!("the claim's answer cannot be read: {e}")))?;
+    if let Some(fence) = claimed {
+        let takeovers: Option<i32> = row
+            .try_get("claimed_takeovers")
+            .map_err(|e| Failure::Corrupt(format!("the claim's answer cannot be read: {e}")))?;
+        return Ok(Some(ClaimOutcome::Claimed {
+            fence: fence_from_db(fence)?,
+            lease_expires_at: request.lease_expires_at(),
+            // A fresh claim writes 0; only a takeover counts up.
+            takeover: takeovers.is_some_and(|n| n > 0),
+        }));
+    }
+    let record = row::record(row)?;
+    Ok(decide_claim(record.as_ref(), &request.fingerprint, request.now).answer())
 }

@@ -2,6 +2,7 @@
 //! the internal `Failure` every operation maps to `StoreError`.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use idem_core::{BoxError, StoreError, WriteError};
@@ -92,6 +93,14 @@ pub(crate) enum Failure {
     /// A row could not be read back into a record.
     #[error("{0}")]
     Corrupt(String),
+    /// The statement of the batch this operation was in failed: every
+    /// operation of the batch gets the same failure (`batch/`).
+    #[error(transparent)]
+    Shared(Arc<Failure>),
+    /// The task sending this operation's batch stopped without an answer,
+    /// which happens only while the runtime shuts down.
+    #[error("the store's batch task stopped before answering")]
+    LaneStopped,
 }
 
 impl From<tokio_postgres::Error> for Failure {
@@ -104,6 +113,9 @@ impl From<Failure> for StoreError {
     fn from(failure: Failure) -> Self {
         match failure {
             Failure::Corrupt(message) => StoreError::Corrupt(message),
+            Failure::Shared(shared) if matches!(*shared, Failure::Corrupt(_)) => {
+                StoreError::Corrupt(shared.to_string())
+            }
             other => StoreError::Unavailable(Box::new(other)),
         }
     }

@@ -20,8 +20,9 @@
 //!
 //! # One statement per operation
 //!
-//! Every `Store` operation is one SQL statement in autocommit, so it is one
-//! atomic step in PostgreSQL:
+//! Every `Store` operation is decided inside one SQL statement in
+//! autocommit (possibly shared with other claims or completions, see
+//! "Batching"), so it is one atomic step in PostgreSQL:
 //!
 //! - **claim**: reads the record from its snapshot and, only when that says
 //!   "execute", `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE <expired,
@@ -37,13 +38,26 @@
 //! - **get** and **delete**: by primary key; **list_in_flight**: one
 //!   `SELECT` in id order over a partial index of in-flight records.
 //!
+//! # Batching
+//!
+//! Concurrent claims, and separately concurrent completions, are gathered
+//! into one statement and one commit (client-side group commit, `batch/`):
+//! up to `batch_lanes` batches in flight, each taking whatever is queued
+//! (up to `max_batch`, one operation per record id), with no timer, so a
+//! lone operation is sent at once with the single-row statement. Each row
+//! of a batch statement is decided as the single-row statement would decide
+//! it (`claim_many.rs`, `complete_many.rs`); a failed statement wrote
+//! nothing and fails all of its members. [`PostgresStore::batch_stats`]
+//! counts the batches.
+//!
 //! Decisions use the caller's `now`, passed as a parameter; no statement
 //! reads the server's clock. Fences come from one `SEQUENCE` per store, so
 //! they grow across releases, deletes, purges and restarts.
 //!
 //! # Durability
 //!
-//! An operation returns `Ok` once PostgreSQL has committed it, which with
+//! An operation returns `Ok` once PostgreSQL has committed it (a batched
+//! one: once its batch's statement committed), which with
 //! the default `synchronous_commit = on` means flushed to the server's WAL.
 //! With `synchronous_commit = off` an acknowledged claim can be lost in a
 //! server crash; with synchronous replication, it survives a failover.
@@ -88,8 +102,11 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod batch;
 mod claim;
+mod claim_many;
 mod codec;
+mod complete_many;
 mod conn;
 mod error;
 mod options;
@@ -100,6 +117,7 @@ mod sql;
 mod store;
 mod write;
 
+pub use batch::BatchStats;
 pub use error::{ConnectError, MigrateError};
 pub use options::PostgresOptions;
 pub use store::PostgresStore;

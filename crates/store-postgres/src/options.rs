@@ -39,7 +39,23 @@ pub struct PostgresOptions {
     /// themselves.
     pub table_prefix: String,
     /// The most connections the pool opens. Default 16.
+    ///
+    /// Claims and completions use at most `batch_lanes` connections each
+    /// (see below); the rest serve `release`, `get`, `delete`, purges and
+    /// listings, and the batches' rare re-runs.
     pub pool_size: usize,
+    /// How many batches of claims, and separately of completions, may be
+    /// in flight at once, each on one pooled connection. Concurrent claims
+    /// (and completions) are gathered into one statement and one commit
+    /// each: an operation that arrives while this many batches run waits
+    /// for the next batch, which takes everything that waits (see
+    /// `max_batch`). A claim that arrives at a quiet moment is sent at
+    /// once, alone. Default 4.
+    pub batch_lanes: usize,
+    /// The most claims (or completions) one statement carries. 1 turns the
+    /// batching off: every operation is its own statement, at most
+    /// `batch_lanes` at once. Default 64, at most 1024.
+    pub max_batch: usize,
     /// How long to wait for a free pooled connection when all are busy.
     /// Default 1 s.
     pub pool_wait_timeout: Duration,
@@ -72,6 +88,8 @@ impl Default for PostgresOptions {
             schema: "public".to_owned(),
             table_prefix: "idem_".to_owned(),
             pool_size: 16,
+            batch_lanes: 4,
+            max_batch: 64,
             pool_wait_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             statement_timeout: Duration::from_secs(1),
@@ -85,6 +103,11 @@ impl Default for PostgresOptions {
 /// The longest name PostgreSQL keeps (`NAMEDATALEN - 1`); longer names are
 /// silently truncated, which could make two prefixes collide.
 const MAX_IDENTIFIER: usize = 63;
+
+/// The largest batch allowed: a batch's statement holds the row locks of
+/// all its members until it commits, so a huge one would hold up other
+/// gateways' claims on those keys for longer than it saves.
+const MAX_BATCH: usize = 1024;
 
 /// The longest object name the store derives from the prefix.
 const LONGEST_SUFFIX: &str = "records_expires_at_idx";
@@ -119,6 +142,12 @@ impl PostgresOptions {
         }
         if self.pool_size == 0 {
             return invalid("pool_size", "must be at least 1".to_owned());
+        }
+        if self.batch_lanes == 0 {
+            return invalid("batch_lanes", "must be at least 1".to_owned());
+        }
+        if !(1..=MAX_BATCH).contains(&self.max_batch) {
+            return invalid("max_batch", format!("must be between 1 and {MAX_BATCH}"));
         }
         for (name, value) in [
             ("pool_wait_timeout", self.pool_wait_timeout),
@@ -188,6 +217,10 @@ mod tests {
         check(|o| o.table_prefix = "x-".to_owned(), Some("table_prefix"));
         check(|o| o.table_prefix = "p".repeat(42), Some("table_prefix"));
         check(|o| o.pool_size = 0, Some("pool_size"));
+        check(|o| o.batch_lanes = 0, Some("batch_lanes"));
+        check(|o| o.max_batch = 0, Some("max_batch"));
+        check(|o| o.max_batch = 1, None);
+        check(|o| o.max_batch = 1025, Some("max_batch"));
         check(
             |o| o.statement_timeout = Duration::from_micros(10),
             Some("statement_timeout"),

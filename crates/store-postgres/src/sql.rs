@@ -62,7 +62,9 @@ impl Names {
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub(crate) claim: String,
+    pub(crate) claim_many: String,
     pub(crate) complete: String,
+    pub(crate) complete_many: String,
     pub(crate) release: String,
     pub(crate) get: String,
     pub(crate) delete: String,
@@ -74,7 +76,9 @@ impl Statements {
     pub(crate) fn new(names: &Names) -> Self {
         Self {
             claim: names.bind(include_str!("sql/claim.sql")),
+            claim_many: names.bind(include_str!("sql/claim_many.sql")),
             complete: names.bind(include_str!("sql/complete.sql")),
+            complete_many: names.bind(include_str!("sql/complete_many.sql")),
             release: names.bind(include_str!("sql/release.sql")),
             get: names.bind(include_str!("sql/get.sql")),
             delete: names.bind(include_str!("sql/delete.sql")),
@@ -99,7 +103,9 @@ mod tests {
         let s = Statements::new(&names);
         for text in [
             &s.claim,
+            &s.claim_many,
             &s.complete,
+            &s.complete_many,
             &s.release,
             &s.get,
             &s.delete,
@@ -110,5 +116,6 @@ mod tests {
             assert!(text.contains("\"s1\".\"p_records\""), "{text}");
         }
         assert!(s.claim.contains("nextval('\"s1\".\"p_fence_seq\"')"));
+        assert!(s.claim_many.contains("nextval('\"s1\".\"p_fence_seq\"')"));
     }
 }

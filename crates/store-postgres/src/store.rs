@@ -1,5 +1,6 @@
 //! `PostgresStore`: the pool, the bound statements, and the `Store`
-//! operations, each on one pooled connection under one deadline.
+//! operations, each under one deadline: claims and completions through
+//! their batchers (`batch/`), the others each on one pooled connection.
 
 use std::time::Duration;
 
@@ -13,11 +14,15 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
+use crate::batch::{BatchStats, Batcher, Limits};
+use crate::claim_many::Claims;
+use crate::complete_many::Completions;
 use crate::conn::Conn;
 use crate::error::{ConnectError, Failure, MigrateError};
 use crate::options::PostgresOptions;
 use crate::sql::{Names, Statements};
-use crate::{admin, claim, purge, schema, write};
+use crate::write::CompletionRow;
+use crate::{admin, purge, schema, write};
 
 /// How long an idle pooled connection goes before TCP keepalives probe it,
 /// so that a connection to a server that vanished is found dead while idle
@@ -38,6 +43,10 @@ pub struct PostgresStore {
     pool: Pool,
     names: Names,
     statements: Statements,
+    /// Concurrent claims, gathered into one statement per batch.
+    claims: Batcher<Claims>,
+    /// Concurrent completions, likewise.
+    completions: Batcher<Completions>,
     options: PostgresOptions,
     /// Set once the tables are known to be at [`schema::LATEST`]. Until
     /// then, every operation first tries the migration (one at a time: the
@@ -112,10 +121,33 @@ impl PostgresStore {
             .map_err(ConnectError::Pool)?;
         let names = Names::new(&options);
         let statements = Statements::new(&names);
+        let limits = Limits {
+            lanes: options.batch_lanes,
+            max_batch: options.max_batch,
+            budget: options.operation_timeout,
+        };
+        let claims = Batcher::new(
+            Claims {
+                single: statements.claim.clone(),
+                many: statements.claim_many.clone(),
+            },
+            pool.clone(),
+            limits,
+        );
+        let completions = Batcher::new(
+            Completions {
+                single: statements.complete.clone(),
+                many: statements.complete_many.clone(),
+            },
+            pool.clone(),
+            limits,
+        );
         Ok(Self {
             pool,
             names,
             statements,
+            claims,
+            completions,
             options,
             schema: OnceCell::new(),
         })
@@ -152,8 +184,32 @@ impl PostgresStore {
         &self.options
     }
 
+    /// What the batching of claims and completions has done so far: how
+    /// many statements carried how many operations.
+    pub fn batch_stats(&self) -> BatchStats {
+        let (claim_batches, claims, largest_claim_batch) = self.claims.counters();
+        let (completion_batches, completions, largest_completion_batch) =
+            self.completions.counters();
+        BatchStats {
+            claim_batches,
+            claims,
+            largest_claim_batch,
+            completion_batches,
+            completions,
+            largest_completion_batch,
+        }
+    }
+
     /// Starts an operation: its deadline, the tables checked, a connection.
     async fn begin(&self) -> Result<Conn, Failure> {
+        let deadline = self.ready().await?;
+        Conn::get(&self.pool, deadline, self.options.operation_timeout).await
+    }
+
+    /// Starts an operation that goes through a batcher: its deadline, and
+    /// the tables checked (by the caller, within its own deadline, so that
+    /// a lane never waits for a migration).
+    async fn ready(&self) -> Result<Instant, Failure> {
         let budget = self.options.operation_timeout;
         let deadline = Instant::now() + budget;
         if self.schema.get().is_none() {
@@ -171,7 +227,7 @@ impl PostgresStore {
                 Err(_) => return Err(Failure::TimedOut(budget)),
             }
         }
-        Conn::get(&self.pool, deadline, budget).await
+        Ok(deadline)
     }
 }
 
@@ -192,19 +248,23 @@ impl std::fmt::Debug for PostgresStore {
 // A statement already sent runs to completion on the server (its effect is
 // then unknown to the caller, as the `Store` contract allows), and the
 // connection goes back to the pool, where the driver discards the
-// abandoned answer before the next statement's.
+// abandoned answer before the next statement's. A dropped claim or
+// completion still queued is dropped unsent by the lane that finds it; one
+// already in a batch goes on with the batch.
 impl Store for PostgresStore {
     fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
         Box::pin(async move {
-            let mut conn = self.begin().await?;
-            Ok(claim::claim(&mut conn, &self.statements.claim, &request).await?)
+            let deadline = self.ready().await?;
+            Ok(self.claims.submit(request, deadline).await?)
         })
     }
 
     fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
         Box::pin(async move {
-            let mut conn = self.begin().await?;
-            write::complete(&mut conn, &self.statements.complete, &completion)
+            let row = CompletionRow::new(&completion)?;
+            let deadline = self.ready().await?;
+            self.completions
+                .submit(row, deadline)
                 .await?
                 .map_err(WriteError::Fenced)
         })

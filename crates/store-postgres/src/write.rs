@@ -17,7 +17,8 @@
 //! checked) is another: then the statement is run again, as for claims (see
 //! `claim.rs`).
 
-use idem_core::{Completion, Fence, FenceRejection, RecordId, StoredBody, check_fence};
+use bytes::Bytes;
+use idem_core::{Completion, Fence, FenceRejection, RecordId, StoredBody, Timestamp, check_fence};
 
 use crate::codec;
 use crate::conn::Conn;
@@ -28,23 +29,50 @@ use crate::row::{self, fence_to_db, time_to_db};
 /// disagree (see the module docs).
 const MAX_ATTEMPTS: usize = 8;
 
+/// A completion as statement parameters, encoded by the caller before it
+/// is queued (so that an encoding error is its own, and the lane does no
+/// work per operation beyond sending it).
+pub(crate) struct CompletionRow {
+    pub(crate) id: RecordId,
+    pub(crate) fence: Fence,
+    pub(crate) now: Timestamp,
+    pub(crate) now_db: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) status: i32,
+    pub(crate) headers: Vec<u8>,
+    /// `None` when the body is not kept.
+    pub(crate) body: Option<Bytes>,
+}
+
+impl CompletionRow {
+    pub(crate) fn new(completion: &Completion) -> Result<Self, Failure> {
+        let response = &completion.response;
+        Ok(Self {
+            id: completion.id,
+            fence: completion.fence,
+            now: completion.now,
+            now_db: time_to_db(completion.now),
+            expires_at: time_to_db(completion.expires_at()),
+            status: i32::from(response.status),
+            headers: codec::encode(&response.headers).map_err(Failure::TooLarge)?,
+            body: match &response.body {
+                StoredBody::Kept(body) => Some(body.clone()),
+                StoredBody::NotKept => None,
+            },
+        })
+    }
+}
+
 /// Stores the response and marks the record completed, if the fence holds.
 pub(crate) async fn complete(
     conn: &mut Conn,
     sql: &str,
-    completion: &Completion,
+    completion: &CompletionRow,
 ) -> Result<Result<(), FenceRejection>, Failure> {
-    let response = &completion.response;
     let id: &[u8] = completion.id.as_bytes();
     let fence = fence_to_db(completion.fence);
-    let now = time_to_db(completion.now);
-    let expires_at = time_to_db(completion.expires_at());
-    let status = i32::from(response.status);
-    let headers = codec::encode(&response.headers).map_err(Failure::TooLarge)?;
-    let (body, kept): (Option<&[u8]>, bool) = match &response.body {
-        StoredBody::Kept(body) => (Some(body), true),
-        StoredBody::NotKept => (None, false),
-    };
+    let body: Option<&[u8]> = completion.body.as_deref();
+    let kept = body.is_some();
     for _ in 0..MAX_ATTEMPTS {
         let row = conn
             .query_one(
@@ -52,26 +80,36 @@ pub(crate) async fn complete(
                 &[
                     &id,
                     &fence,
-                    &now,
-                    &expires_at,
-                    &status,
-                    &headers,
+                    &completion.now_db,
+                    &completion.expires_at,
+                    &completion.status,
+                    &completion.headers,
                     &body,
                     &kept,
                 ],
             )
             .await?;
-        if written(&row)? {
-            return Ok(Ok(()));
-        }
-        // An expired record is absent to a completion, as in the memory
-        // store: its holder is told `Gone`.
-        let live = row::record(&row)?.filter(|r| !r.is_expired(completion.now));
-        if let Err(rejection) = check_fence(live.as_ref(), completion.fence) {
-            return Ok(Err(rejection));
+        if let Some(outcome) = completion_outcome(&row, completion)? {
+            return Ok(outcome);
         }
     }
     Err(Failure::Contention(MAX_ATTEMPTS))
+}
+
+/// Reads a completion statement's answer from its row (of `complete.sql`,
+/// or `complete_many.sql`, which has the same columns): `None` when the
+/// statement must be run again (see the module docs).
+pub(crate) fn completion_outcome(
+    row: &tokio_postgres::Row,
+    completion: &CompletionRow,
+) -> Result<Option<Result<(), FenceRejection>>, Failure> {
+    if written(row)? {
+        return Ok(Some(Ok(())));
+    }
+    // An expired record is absent to a completion, as in the memory
+    // store: its holder is told `Gone`.
+    let live = row::record(row)?.filter(|r| !r.is_expired(completion.now));
+    Ok(check_fence(live.as_ref(), completion.fence).err().map(Err))
 }
 
 /// Deletes the in-flight record, if the fence holds.

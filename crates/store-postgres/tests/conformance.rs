@@ -27,3 +27,22 @@ async fn postgres_store_conforms() {
     })
     .await;
 }
+
+/// The suite again with one lane per batcher, so that concurrent claims
+/// and completions (the race cases) go out in the largest batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_store_conforms_with_one_lane() {
+    let Some(url) = common::url_or_skip("conformance") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "conformance1").await;
+    let next = AtomicU32::new(0);
+    idem_store_conformance::run_all(|| {
+        let prefix = format!("c{}_", next.fetch_add(1, Ordering::Relaxed));
+        let mut options = schema.options(&prefix);
+        options.batch_lanes = 1;
+        let store = schema.store_with(&schema.url, options);
+        async move { store }
+    })
+    .await;
+}

@@ -1,6 +1,8 @@
 //! Claims per second: N concurrent claimers on distinct keys, each claim a
 //! new in-flight record (the statement's insert path), acknowledged after
-//! commit (with the server's `synchronous_commit`, `on` by default).
+//! commit (with the server's `synchronous_commit`, `on` by default). With
+//! `--pairs`, each worker completes every record it claimed, with the
+//! fence the claim returned, as a gateway does for a fresh-key request.
 //!
 //! ```text
 //! IDEM_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
@@ -10,14 +12,27 @@
 //!
 //! Options: `--url URL` (default `$IDEM_TEST_POSTGRES_URL`), `--seconds S`
 //! per level (default 5), `--concurrency A,B,...` (default `1,4,16,64`),
-//! `--pool N` (default: the largest concurrency, at most 64), `--schema
-//! NAME` and `--keep` to keep the tables (for `bench/claim.pgbench`). By
-//! default the run uses a schema of its own and drops it at the end.
+//! `--pool N` (default: the largest concurrency, at most 64), `--pairs`
+//! (claim then complete), `--lanes N` and `--max-batch N` (the store's
+//! `batch_lanes` and `max_batch`, default theirs), `--schema NAME` and `--keep` to keep the tables
+//! (for `bench/claim.pgbench`). By default the run uses a schema of its own
+//! and drops it at the end.
+//!
+//! Next to the rate it prints the CPU time PostgreSQL's processes used per
+//! operation (a claim, or a claim-and-complete pair), sampled from `/proc`
+//! during the run (`cpu.rs`), and this process's own CPU per operation:
+//! on a shared, noisy machine those move much less than the rate does.
+
+mod cpu;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use idem_core::{ClaimOutcome, ClaimRequest, Fingerprint, RecordId, Store, Timestamp};
+use bytes::Bytes;
+use idem_core::{
+    ClaimOutcome, ClaimRequest, Completion, Fingerprint, RecordId, Store, StoredBody,
+    StoredResponse, Timestamp,
+};
 use idem_store_postgres::{PostgresOptions, PostgresStore};
 use tokio_postgres::NoTls;
 
@@ -28,6 +43,9 @@ struct Args {
     pool: Option<usize>,
     schema: Option<String>,
     keep: bool,
+    pairs: bool,
+    lanes: Option<usize>,
+    max_batch: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +56,9 @@ fn parse_args() -> Result<Args, String> {
         pool: None,
         schema: None,
         keep: false,
+        pairs: false,
+        lanes: None,
+        max_batch: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,6 +77,11 @@ fn parse_args() -> Result<Args, String> {
             "--pool" => args.pool = Some(value()?.parse().map_err(|e| format!("--pool: {e}"))?),
             "--schema" => args.schema = Some(value()?),
             "--keep" => args.keep = true,
+            "--pairs" => args.pairs = true,
+            "--lanes" => args.lanes = Some(value()?.parse().map_err(|e| format!("--lanes: {e}"))?),
+            "--max-batch" => {
+                args.max_batch = Some(value()?.parse().map_err(|e| format!("--max-batch: {e}"))?)
+            }
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -73,6 +99,21 @@ fn key(level: usize, worker: usize, n: u64) -> RecordId {
     bytes[16..24].copy_from_slice(&n.to_be_bytes());
     bytes[24..32].copy_from_slice(&std::process::id().to_be_bytes().repeat(2));
     RecordId::from_bytes(bytes)
+}
+
+/// What the benchmark upstream answers (`bench/upstream`): what a gateway
+/// stores for a fresh-key request.
+fn response() -> StoredResponse {
+    StoredResponse {
+        status: 200,
+        headers: vec![
+            ("content-type".to_owned(), Bytes::from_static(b"application/json")),
+            ("date".to_owned(), Bytes::from_static(b"Sat, 28 Nov 2026 02:15:08 GMT")),
+        ],
+        body: StoredBody::Kept(Bytes::from_static(
+            br#"{"id":"ch_bench","object":"charge","amount":1000,"currency":"usd","status":"succeeded","paid":true}"#,
+        )),
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -106,6 +147,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     options.operation_timeout = Duration::from_secs(5);
     options.statement_timeout = Duration::from_secs(4);
     options.pool_wait_timeout = Duration::from_secs(4);
+    if let Some(lanes) = args.lanes {
+        options.batch_lanes = lanes;
+    }
+    if let Some(max_batch) = args.max_batch {
+        options.max_batch = max_batch;
+    }
     let store = Arc::new(PostgresStore::connect(&args.url, options)?);
     store.migrate().await?;
 
@@ -115,19 +162,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?
         .get(0);
     println!(
-        "table {}, pool {}, synchronous_commit = {sync}, {} s per level",
+        "table {}, pool {}, lanes {}, max batch {}, synchronous_commit = {sync}, {} s per level",
         store.records_table(),
         store.options().pool_size,
+        store.options().batch_lanes,
+        store.options().max_batch,
         args.seconds
     );
-    println!("concurrency  claims/s  p50        p99        errors");
+    let unit = if args.pairs { "pairs/s" } else { "claims/s" };
+    println!("concurrency  {unit:>8}  p50        p99        pg CPU/op  own CPU/op  errors");
+    let mut sampler = cpu::CpuSampler::start();
 
     for (level_index, &level) in args.levels.iter().enumerate() {
         if args.seconds == 0 {
             break;
         }
         let until = Instant::now() + Duration::from_secs(args.seconds);
+        sampler.reset();
+        let own_before = cpu::own_seconds();
         let started = Instant::now();
+        let pairs = args.pairs;
         let mut workers = Vec::new();
         for worker in 0..level {
             let store = Arc::clone(&store);
@@ -145,10 +199,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                         ttl: Duration::from_secs(86_400),
                     };
                     n += 1;
+                    let id = request.id;
+                    let now = request.now;
                     let t = Instant::now();
-                    match store.claim(request).await {
-                        Ok(ClaimOutcome::Claimed { .. }) => latencies.push(t.elapsed()),
-                        Ok(_) | Err(_) => {
+                    let done = match store.claim(request).await {
+                        Ok(ClaimOutcome::Claimed { fence, .. }) if pairs => store
+                            .complete(Completion {
+                                id,
+                                fence,
+                                response: response(),
+                                now,
+                                ttl: Duration::from_secs(86_400),
+                            })
+                            .await
+                            .is_ok(),
+                        Ok(ClaimOutcome::Claimed { .. }) => true,
+                        Ok(_) | Err(_) => false,
+                    };
+                    match done {
+                        true => latencies.push(t.elapsed()),
+                        false => {
                             errors += 1;
                             slowest_error = slowest_error.max(t.elapsed());
                         }
@@ -167,6 +237,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             slowest_error = slowest_error.max(slowest);
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let stats = store.batch_stats();
+        let pg_cpu = sampler.seconds();
+        let own_cpu = cpu::own_seconds() - own_before;
+        let done = all.len().max(1) as f64;
+        let per_op = |seconds: f64| Duration::from_secs_f64(seconds / done);
         all.sort_unstable();
         let slowest_error = if errors > 0 {
             format!(" (slowest {slowest_error:.2?})")
@@ -174,10 +249,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             String::new()
         };
         println!(
-            "{level:>11}  {:>8.0}  {:<9.2?}  {:<9.2?}  {errors}{slowest_error}",
+            "{level:>11}  {:>8.0}  {:<9.2?}  {:<9.2?}  {:<9.1?}  {:<10.1?}  {errors}{slowest_error}",
             all.len() as f64 / elapsed,
             percentile(&all, 0.50),
             percentile(&all, 0.99),
+            per_op(pg_cpu),
+            per_op(own_cpu),
+        );
+        // Cumulative over the levels run so far.
+        println!(
+            "             batches so far: claims {} in {} (largest {}), completions {} in {} (largest {})",
+            stats.claims,
+            stats.claim_batches,
+            stats.largest_claim_batch,
+            stats.completions,
+            stats.completion_batches,
+            stats.largest_completion_batch
         );
     }
 

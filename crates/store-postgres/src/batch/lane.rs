@@ -1,0 +1,115 @@
+//! A lane: a task that sends batches from its batcher's queue, one at a
+//! time on one pooled connection, until the queue is empty.
+
+use std::sync::Arc;
+
+use idem_core::RecordId;
+use tokio::time::Instant;
+
+use super::queue::{Pending, Taken};
+use super::{Kind, Shared};
+use crate::conn::Conn;
+use crate::error::Failure;
+
+/// Starts a lane for a place the caller reserved in the queue
+/// ([`super::queue::Queue::push`] said so).
+pub(super) fn start<K: Kind>(shared: Arc<Shared<K>>) {
+    let lane = Lane {
+        shared,
+        busy: Vec::new(),
+        running: true,
+    };
+    tokio::spawn(lane.run());
+}
+
+/// A running lane. Dropped without having stopped itself (its task was
+/// dropped: the runtime is shutting down), it frees its place and its
+/// batch's ids, so that the next operation starts a new lane.
+struct Lane<K: Kind> {
+    shared: Arc<Shared<K>>,
+    /// The ids of the batch being run.
+    busy: Vec<RecordId>,
+    /// Whether this lane still holds its place in the queue's count.
+    running: bool,
+}
+
+impl<K: Kind> Lane<K> {
+    async fn run(mut self) {
+        let limits = self.shared.limits;
+        loop {
+            let Taken { batch, expired } = {
+                let mut queue = self.shared.queue();
+                queue.finish(self.busy.drain(..));
+                let taken = queue.take(limits.max_batch, Instant::now());
+                if taken.batch.is_empty() {
+                    // Under the same lock as the `take` that found nothing:
+                    // an operation queued after this sees a free place and
+                    // starts a lane of its own.
+                    queue.lane_stopped();
+                    self.running = false;
+                }
+                taken
+            };
+            for pending in expired {
+                let _ = pending.reply.send(Err(Failure::TimedOut(limits.budget)));
+            }
+            if batch.is_empty() {
+                return;
+            }
+            self.busy.extend(batch.iter().map(|p| p.id));
+            self.shared.counters.record(batch.len());
+            self.send(batch).await;
+        }
+    }
+
+    /// Runs one batch under the earliest deadline of its members and
+    /// answers each of them.
+    async fn send(&self, batch: Vec<Pending<K::Job, K::Output>>) {
+        let shared = &self.shared;
+        // The batch is not empty; the fallback is never used.
+        let deadline = batch
+            .iter()
+            .map(|p| p.deadline)
+            .min()
+            .unwrap_or_else(Instant::now);
+        let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.job, p.reply)).unzip();
+        let answers = match Conn::get(&shared.pool, deadline, shared.limits.budget).await {
+            Ok(mut conn) => shared.kind.run(&mut conn, &jobs).await,
+            Err(failure) => Err(failure),
+        };
+        match answers {
+            Ok(answers) if answers.len() == replies.len() => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(answer);
+                }
+            }
+            Ok(answers) => {
+                let failure = Failure::Corrupt(format!(
+                    "a batch of {} operations got {} answers",
+                    replies.len(),
+                    answers.len()
+                ));
+                fail_all(replies, failure);
+            }
+            Err(failure) => fail_all(replies, failure),
+        }
+    }
+}
+
+/// Answers every member of a batch with the same failure.
+fn fail_all<O>(replies: Vec<tokio::sync::oneshot::Sender<Result<O, Failure>>>, failure: Failure) {
+    let failure = Arc::new(failure);
+    for reply in replies {
+        let _ = reply.send(Err(Failure::Shared(Arc::clone(&failure))));
+    }
+}
+
+impl<K: Kind> Drop for Lane<K> {
+    fn drop(&mut self) {
+        if self.running {
+            let mut queue = self.shared.queue();
+            queue.finish(self.busy.drain(..));
+            queue.lane_stopped();
+        }
+    }
+}

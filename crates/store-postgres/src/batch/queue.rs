@@ -1,0 +1,236 @@
+//! The waiting operations of one batcher, and the rule that picks the next
+//! batch from them.
+//!
+//! Kept free of I/O and of the runtime so that the rule is tested on its
+//! own: the lanes (`lane.rs`) call it under the batcher's mutex.
+//!
+//! # The rule
+//!
+//! The next batch is the waiting operations in arrival order, skipping
+//! - operations whose caller has gone (its future was dropped): dropped
+//!   unsent, since nobody would hear the answer;
+//! - operations whose deadline has passed: answered `Unavailable` unsent;
+//! - operations on a record id that is already in this batch or in a batch
+//!   another lane is running: they stay where they are and go in a later
+//!   batch. `ON CONFLICT DO UPDATE` cannot touch one row twice in a
+//!   statement, and two operations on one id must be decided in the order
+//!   they arrived, which two statements running at once would not promise;
+//!
+//! up to `max` operations.
+
+use std::collections::{HashSet, VecDeque};
+
+use idem_core::RecordId;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::Failure;
+
+/// One operation waiting for a lane.
+pub(crate) struct Pending<J, O> {
+    /// The record it is about; no two of a batch share one.
+    pub(crate) id: RecordId,
+    pub(crate) job: J,
+    /// Past this instant it is not sent any more.
+    pub(crate) deadline: Instant,
+    /// Where its answer goes.
+    pub(crate) reply: oneshot::Sender<Result<O, Failure>>,
+}
+
+/// The waiting operations, the ids being run, and how many lanes run.
+pub(crate) struct Queue<J, O> {
+    waiting: VecDeque<Pending<J, O>>,
+    /// The ids of the batches the lanes are running now.
+    busy: HashSet<RecordId>,
+    /// How many lanes are running (each with one batch at a time).
+    lanes: usize,
+}
+
+/// What [`Queue::take`] found.
+pub(crate) struct Taken<J, O> {
+    /// The next batch, in arrival order; its ids are now busy.
+    pub(crate) batch: Vec<Pending<J, O>>,
+    /// Operations whose deadline passed while they waited, to be answered
+    /// `Unavailable` (outside the lock).
+    pub(crate) expired: Vec<Pending<J, O>>,
+}
+
+impl<J, O> Queue<J, O> {
+    pub(crate) fn new() -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            busy: HashSet::new(),
+            lanes: 0,
+        }
+    }
+
+    /// Queues an operation. Returns whether the caller must start a lane:
+    /// when fewer than `max_lanes` run, so that an operation arriving at a
+    /// quiet moment is sent at once, alone, with no added latency.
+    pub(crate) fn push(&mut self, pending: Pending<J, O>, max_lanes: usize) -> bool {
+        self.waiting.push_back(pending);
+        if self.lanes < max_lanes {
+            self.lanes += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A lane finished the batch with these ids.
+    pub(crate) fn finish(&mut self, ids: impl IntoIterator<Item = RecordId>) {
+        for id in ids {
+            self.busy.remove(&id);
+        }
+    }
+
+    /// A lane stops. Called under the same lock as the [`Queue::take`] that
+    /// found nothing, so that no operation is left queued with no lane.
+    pub(crate) fn lane_stopped(&mut self) {
+        self.lanes = self.lanes.saturating_sub(1);
+    }
+
+    /// Takes the next batch of at most `max` operations (see the module
+    /// docs for the rule).
+    pub(crate) fn take(&mut self, max: usize, now: Instant) -> Taken<J, O> {
+        let mut batch = Vec::new();
+        let mut expired = Vec::new();
+        // Operations passed over, in order, put back in front at the end.
+        let mut deferred = Vec::new();
+        while batch.len() < max {
+            let Some(pending) = self.waiting.pop_front() else {
+                break;
+            };
+            if pending.reply.is_closed() {
+                continue;
+            }
+            if pending.deadline <= now {
+                expired.push(pending);
+                continue;
+            }
+            if self.busy.contains(&pending.id) {
+                deferred.push(pending);
+                continue;
+            }
+            self.busy.insert(pending.id);
+            batch.push(pending);
+        }
+        for pending in deferred.into_iter().rev() {
+            self.waiting.push_front(pending);
+        }
+        Taken { batch, expired }
+    }
+
+    /// How many operations wait.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.waiting.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    type Reply = oneshot::Receiver<Result<u32, Failure>>;
+
+    fn id(n: u8) -> RecordId {
+        RecordId::from_bytes([n; 32])
+    }
+
+    fn pending(key: u8, job: u32, deadline: Instant) -> (Pending<u32, u32>, Reply) {
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            id: id(key),
+            job,
+            deadline,
+            reply,
+        };
+        (pending, rx)
+    }
+
+    fn jobs(batch: &[Pending<u32, u32>]) -> Vec<u32> {
+        batch.iter().map(|p| p.job).collect()
+    }
+
+    #[test]
+    fn lanes_start_only_up_to_the_limit_and_stop_when_told() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        let mut started = Vec::new();
+        for n in 0..4 {
+            let (p, rx) = pending(n, u32::from(n), later);
+            receivers.push(rx);
+            started.push(q.push(p, 2));
+        }
+        assert_eq!(started, [true, true, false, false]);
+        q.lane_stopped();
+        let (p, _rx) = pending(9, 9, later);
+        assert!(q.push(p, 2), "a stopped lane's place is free again");
+    }
+
+    #[test]
+    fn a_batch_is_the_queue_in_order_up_to_the_maximum() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        for n in 0..5 {
+            let (p, rx) = pending(n, u32::from(n), later);
+            receivers.push(rx);
+            q.push(p, 1);
+        }
+        let taken = q.take(3, now);
+        assert_eq!(jobs(&taken.batch), [0, 1, 2]);
+        assert!(taken.expired.is_empty());
+        assert_eq!(q.len(), 2);
+        // The ids of a running batch are busy, the others are not.
+        let taken = q.take(3, now);
+        assert_eq!(jobs(&taken.batch), [3, 4]);
+    }
+
+    #[test]
+    fn one_id_twice_waits_for_a_later_batch_in_arrival_order() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        // Keys: a, a, b, a, c; jobs numbered in arrival order.
+        for (job, key) in [1, 1, 2, 1, 3].into_iter().enumerate() {
+            let (p, rx) = pending(key, job as u32, later);
+            receivers.push(rx);
+            q.push(p, 1);
+        }
+        let first = q.take(64, now);
+        assert_eq!(jobs(&first.batch), [0, 2, 4], "one operation per id");
+        // While the first batch runs, its ids stay busy: nothing to take.
+        assert!(q.take(64, now).batch.is_empty());
+        q.finish(first.batch.iter().map(|p| p.id));
+        let second = q.take(64, now);
+        assert_eq!(jobs(&second.batch), [1], "the next of key a, and only it");
+        q.finish(second.batch.iter().map(|p| p.id));
+        assert_eq!(jobs(&q.take(64, now).batch), [3]);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn expired_and_abandoned_operations_are_never_sent() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let (late, _late_rx) = pending(1, 1, now);
+        let (gone, gone_rx) = pending(2, 2, later);
+        let (live, _live_rx) = pending(3, 3, later);
+        for p in [late, gone, live] {
+            q.push(p, 1);
+        }
+        drop(gone_rx);
+        let taken = q.take(64, now);
+        assert_eq!(jobs(&taken.batch), [3]);
+        assert_eq!(jobs(&taken.expired), [1]);
+        assert_eq!(q.len(), 0);
+    }
+}

@@ -1,0 +1,129 @@
+//! Claims in batches: one statement (`sql/claim_many.sql`) for many claims
+//! of distinct ids, read back into one `ClaimOutcome` each.
+//!
+//! Each row of the statement is `claim.sql` for one claim, with that
+//! claim's own parameters: the snapshot's record decides Mismatch, Busy or
+//! Replay without writing; otherwise `INSERT ... ON CONFLICT DO UPDATE ...
+//! WHERE` decides again on the newest version of the row, under its lock.
+//! So each answer is the one the single-row statement would have given in
+//! the same snapshot; the batch only shares the statement's fixed cost and
+//! its commit.
+//!
+//! A claim whose snapshot and conflict check disagree (see `claim.rs`)
+//! wrote nothing in the batch; it is run again with the single-row
+//! statement on the same connection, after the batch committed, exactly as
+//! a single claim is.
+
+use idem_core::{BoxFuture, ClaimOutcome, ClaimRequest, RecordId};
+
+use crate::batch::{Answers, Kind};
+use crate::claim;
+use crate::conn::Conn;
+use crate::error::Failure;
+use crate::row::time_to_db;
+
+/// The claim statements, bound to one store's names.
+pub(crate) struct Claims {
+    /// `claim.sql`: a batch of one, and re-runs.
+    pub(crate) single: String,
+    /// `claim_many.sql`.
+    pub(crate) many: String,
+}
+
+impl Kind for Claims {
+    type Job = ClaimRequest;
+    type Output = ClaimOutcome;
+
+    fn id(job: &ClaimRequest) -> RecordId {
+        job.id
+    }
+
+    fn run<'a>(
+        &'a self,
+        conn: &'a mut Conn,
+        jobs: &'a [ClaimRequest],
+    ) -> BoxFuture<'a, Answers<ClaimOutcome>> {
+        Box::pin(async move {
+            if let [job] = jobs {
+                return Ok(vec![claim::claim(conn, &self.single, job).await]);
+            }
+            self.run_many(conn, jobs).await
+        })
+    }
+}
+
+impl Claims {
+    async fn run_many(&self, conn: &mut Conn, jobs: &[ClaimRequest]) -> Answers<ClaimOutcome> {
+        // Sent in id order: rows are locked in the order they are inserted,
+        // and the same order in every batch (of every gateway) means two
+        // batches never wait for each other in a cycle.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_unstable_by_key(|&i| jobs[i].id);
+        let ids: Vec<&[u8]> = order
+            .iter()
+            .map(|&i| jobs[i].id.as_bytes().as_slice())
+            .collect();
+        let fingerprints: Vec<&[u8]> = order
+            .iter()
+            .map(|&i| jobs[i].fingerprint.as_bytes().as_slice())
+            .collect();
+        let nows: Vec<i64> = order.iter().map(|&i| time_to_db(jobs[i].now)).collect();
+        let leases: Vec<i64> = order
+            .iter()
+            .map(|&i| time_to_db(jobs[i].lease_expires_at()))
+            .collect();
+        let expiries: Vec<i64> = order
+            .iter()
+            .map(|&i| time_to_db(jobs[i].in_flight_expires_at()))
+            .collect();
+        let rows = conn
+            .query(
+                &self.many,
+                &[&ids, &fingerprints, &nows, &leases, &expiries],
+            )
+            .await?;
+        if rows.len() != jobs.len() {
+            return Err(Failure::Corrupt(format!(
+                "a batch of {} claims got {} rows",
+                jobs.len(),
+                rows.len()
+            )));
+        }
+
+        let mut answers: Vec<Option<Result<ClaimOutcome, Failure>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        let mut again = Vec::new();
+        for row in &rows {
+            let Some(index) = position(row, &order) else {
+                return Err(Failure::Corrupt(
+                    "a batch's claim answer names no claim of the batch".to_owned(),
+                ));
+            };
+            match claim::answer(row, &jobs[index]) {
+                Ok(Some(outcome)) => answers[index] = Some(Ok(outcome)),
+                Ok(None) => again.push(index),
+                Err(failure) => answers[index] = Some(Err(failure)),
+            }
+        }
+        for index in again {
+            tracing::debug!(id = %jobs[index].id, "claim batch: snapshot older than the conflicting row, asking again");
+            answers[index] = Some(claim::claim(conn, &self.single, &jobs[index]).await);
+        }
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                answer.unwrap_or_else(|| {
+                    Err(Failure::Corrupt("a batch's claim got no answer".to_owned()))
+                })
+            })
+            .collect())
+    }
+}
+
+/// The index in the caller's batch of the claim a row answers: its `n`
+/// counts from 1 in the order the arrays were sent.
+pub(crate) fn position(row: &tokio_postgres::Row, order: &[usize]) -> Option<usize> {
+    let n: i64 = row.try_get("n").ok()?;
+    let sent = usize::try_from(n).ok()?.checked_sub(1)?;
+    order.get(sent).copied()
+}

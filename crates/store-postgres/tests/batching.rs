@@ -1,0 +1,696 @@
+//! Claims and completions gathered into batches: fewer statements than
+//! operations, each answer to its own caller, one id at most once per
+//! statement and in arrival order, and a failed statement failing all of
+//! its members with nothing written.
+//!
+//! The tests make batches deterministic with one lane and a *gate*: an
+//! operation on a record whose row another session holds locked. The gate
+//! keeps the lane busy while the test queues operations behind it; when the
+//! test lets go of the lock, the lane takes everything queued as one batch
+//! (the batch's membership is then read from `PostgresStore::batch_stats`).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{FP, T0, TestSchema, claimed, completion, id, request, response};
+use idem_core::{
+    ClaimOutcome, ClaimRequest, Fingerprint, RecordState, Store, StoreError, WriteError,
+};
+use idem_store_postgres::{BatchStats, PostgresOptions, PostgresStore};
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+const LEASE: Duration = Duration::from_secs(30);
+const TTL: Duration = Duration::from_secs(3600);
+/// Long enough for a spawned task to queue its operation on a busy
+/// 2-core machine.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// One lane, so that everything queued behind the gate is one batch.
+fn one_lane(schema: &TestSchema, prefix: &str) -> PostgresOptions {
+    let mut options = schema.options(prefix);
+    options.batch_lanes = 1;
+    options
+}
+
+/// A record whose row a transaction of another session holds locked.
+struct Gate {
+    admin: Client,
+}
+
+impl Gate {
+    /// Creates record `key` in flight with a lease that lapses at `T0 +
+    /// 1 s`, and locks its row. A takeover of it (`Gate::claim`) must wait
+    /// for the lock; a completion by its holder (`Gate::complete`) too.
+    async fn new(
+        url: &str,
+        store: &PostgresStore,
+        records: &str,
+        key: u32,
+    ) -> (Self, idem_core::Fence) {
+        let fence = claimed(
+            store
+                .claim(request(id(90, key), T0, Duration::from_secs(1), TTL))
+                .await
+                .expect("claim the gate record"),
+        );
+        let admin = common::admin(url).await;
+        admin.batch_execute("BEGIN").await.expect("begin");
+        admin
+            .query_one(
+                &format!("SELECT 1 FROM {records} WHERE id = $1 FOR UPDATE"),
+                &[&id(90, key).as_bytes().as_slice()],
+            )
+            .await
+            .expect("lock the gate row");
+        (Self { admin }, fence)
+    }
+
+    /// Lets go of the lock.
+    async fn open(&self) {
+        self.admin
+            .batch_execute("ROLLBACK")
+            .await
+            .expect("rollback");
+    }
+}
+
+/// The takeover of gate record `key`, which waits for the gate.
+fn takeover(key: u32) -> ClaimRequest {
+    request(id(90, key), T0.plus(Duration::from_secs(2)), LEASE, TTL)
+}
+
+fn spawn_claim(
+    store: &Arc<PostgresStore>,
+    request: ClaimRequest,
+) -> JoinHandle<Result<ClaimOutcome, StoreError>> {
+    let store = Arc::clone(store);
+    tokio::spawn(async move { store.claim(request).await })
+}
+
+fn fingerprint(n: u32) -> Fingerprint {
+    let mut bytes = [0x5A; 32];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    Fingerprint::from_bytes(bytes)
+}
+
+/// 40 claims of distinct ids (with distinct fingerprints) queued behind the
+/// gate go out as one statement; each caller gets its own record's fence,
+/// and each record is its caller's. Then 40 completions, likewise, each
+/// storing its own response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_operations_on_distinct_ids_share_one_statement() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "batch").await;
+    let store = Arc::new(schema.store_with(&url, one_lane(&schema, "b_")));
+    store.migrate().await.expect("migrate");
+    let records = schema.records("b_");
+
+    let (gate, _) = Gate::new(&url, &store, &records, 0).await;
+    let before = store.batch_stats();
+    let gated = spawn_claim(&store, takeover(0));
+    tokio::time::sleep(SETTLE).await;
+    let claims: Vec<_> = (0..40)
+        .map(|n| {
+            let mut r = request(id(91, n), T0, LEASE, TTL);
+            r.fingerprint = fingerprint(n);
+            spawn_claim(&store, r)
+        })
+        .collect();
+    tokio::time::sleep(SETTLE).await;
+    gate.open().await;
+    assert!(matches!(
+        gated.await.expect("gate task"),
+        Ok(ClaimOutcome::Claimed { takeover: true, .. })
+    ));
+    let mut fences = Vec::new();
+    for (n, task) in (0..40).zip(claims) {
+        let fence = claimed(task.await.expect("claim task").expect("claim"));
+        let record = store
+            .get(id(91, n))
+            .await
+            .expect("get")
+            .expect("the record exists");
+        assert_eq!(record.fence, fence, "claim {n} got its own record's fence");
+        assert_eq!(
+            record.fingerprint,
+            fingerprint(n),
+            "record {n} is its claim's"
+        );
+        fences.push(fence);
+    }
+    let mut distinct = fences.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 40, "every claim got a fence of its own");
+    let after = store.batch_stats();
+    assert_eq!(
+        after.claim_batches - before.claim_batches,
+        2,
+        "the gate's claim, then one statement for the 40: {after:?}"
+    );
+    assert_eq!(after.largest_claim_batch, 40);
+
+    // Completions: the gate is now the completion of a record in flight.
+    let (gate, gate_fence) = Gate::new(&url, &store, &records, 1).await;
+    let before = store.batch_stats();
+    let gated = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .complete(completion(id(90, 1), gate_fence, 999, T0, TTL))
+                .await
+        })
+    };
+    tokio::time::sleep(SETTLE).await;
+    let completions: Vec<_> = (0..40u32)
+        .zip(fences.iter().copied())
+        .map(|(n, fence)| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .complete(completion(id(91, n), fence, n, T0, TTL))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(SETTLE).await;
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate completion");
+    for (n, task) in (0..40).zip(completions) {
+        task.await.expect("completion task").expect("complete");
+        let record = store.get(id(91, n)).await.expect("get").expect("record");
+        match record.state {
+            RecordState::Completed { response: kept, .. } => {
+                assert_eq!(kept, response(n), "record {n} keeps its own response")
+            }
+            other => panic!("record {n} is {other:?}"),
+        }
+    }
+    let after = store.batch_stats();
+    assert_eq!(after.completion_batches - before.completion_batches, 2);
+    assert_eq!(after.largest_completion_batch, 40);
+    assert_eq!(after.completions - before.completions, 41);
+}
+
+/// Claims of one id queued in one burst are decided one statement after
+/// another, in the order they arrived: the first executes, the same request
+/// again is Busy, another request with the key is a Mismatch. Other ids of
+/// the burst share the first statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_in_a_burst_are_decided_in_arrival_order() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "dups").await;
+    let store = Arc::new(schema.store_with(&url, one_lane(&schema, "d_")));
+    store.migrate().await.expect("migrate");
+    let records = schema.records("d_");
+
+    let (gate, _) = Gate::new(&url, &store, &records, 0).await;
+    let before = store.batch_stats();
+    let gated = spawn_claim(&store, takeover(0));
+    tokio::time::sleep(SETTLE).await;
+    let key = id(92, 0);
+    let other_request = {
+        let mut r = request(key, T0, LEASE, TTL);
+        r.fingerprint = fingerprint(7);
+        r
+    };
+    // In this order: key, key again, key with another payload, another id,
+    // key once more.
+    let burst = [
+        request(key, T0, LEASE, TTL),
+        request(key, T0, LEASE, TTL),
+        other_request,
+        request(id(92, 1), T0, LEASE, TTL),
+        request(key, T0, LEASE, TTL),
+    ];
+    let mut tasks = Vec::new();
+    for r in burst {
+        tasks.push(spawn_claim(&store, r));
+        // One at a time, so that the queue's order is this order.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate claim");
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("claim task").expect("claim"));
+    }
+    let lease_end = T0.plus(LEASE);
+    assert!(matches!(
+        outcomes[0],
+        ClaimOutcome::Claimed {
+            takeover: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        outcomes[1],
+        ClaimOutcome::Busy {
+            lease_expires_at: lease_end
+        }
+    );
+    assert!(matches!(outcomes[2], ClaimOutcome::Mismatch { .. }));
+    assert!(matches!(outcomes[3], ClaimOutcome::Claimed { .. }));
+    assert_eq!(
+        outcomes[4],
+        ClaimOutcome::Busy {
+            lease_expires_at: lease_end
+        }
+    );
+    let record = store.get(key).await.expect("get").expect("record");
+    assert_eq!(record.fingerprint, FP, "the first request holds the key");
+
+    let after = store.batch_stats();
+    assert_eq!(
+        after.claim_batches - before.claim_batches,
+        5,
+        "gate; key and the other id; then key's three others one by one: {after:?}"
+    );
+    assert_eq!(after.largest_claim_batch, 2);
+}
+
+/// A batch that cannot finish: the takeover of a record whose row another
+/// session holds, queued with ten claims of fresh ids behind a gate.
+struct Stuck {
+    /// The claims' tasks, the stuck takeover first.
+    tasks: Vec<JoinHandle<Result<ClaimOutcome, StoreError>>>,
+    /// The lock that holds the batch up.
+    lock: Gate,
+    /// The counters before the gate's claim.
+    before: BatchStats,
+}
+
+async fn stuck_batch(url: &str, store: &Arc<PostgresStore>, records: &str) -> Stuck {
+    let (gate, _) = Gate::new(url, store, records, 0).await;
+    let (lock, _) = Gate::new(url, store, records, 1).await;
+    let before = store.batch_stats();
+    let gated = spawn_claim(store, takeover(0));
+    tokio::time::sleep(SETTLE).await;
+    let mut tasks = vec![spawn_claim(store, takeover(1))];
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    for n in 0..10 {
+        tasks.push(spawn_claim(store, request(id(93, n), T0, LEASE, TTL)));
+    }
+    tokio::time::sleep(SETTLE).await;
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate claim");
+    Stuck {
+        tasks,
+        lock,
+        before,
+    }
+}
+
+/// Checks that every member of the stuck batch failed with the same
+/// Unavailable error, which contains `reason`.
+async fn every_member_failed(
+    tasks: Vec<JoinHandle<Result<ClaimOutcome, StoreError>>>,
+    reason: &str,
+) {
+    let mut messages = Vec::new();
+    for task in tasks {
+        match task.await.expect("claim task") {
+            Err(StoreError::Unavailable(e)) => messages.push(e.to_string()),
+            other => panic!("a member of the failed batch got {other:?}"),
+        }
+    }
+    assert!(messages[0].contains(reason), "{}", messages[0]);
+    assert!(
+        messages.iter().all(|m| *m == messages[0]),
+        "one failure for all: {messages:?}"
+    );
+}
+
+/// Checks that none of the stuck batch's fresh claims was written, and
+/// that they all execute once the lock is gone.
+async fn nothing_was_written(stuck: Gate, store: &Arc<PostgresStore>) {
+    for n in 0..10 {
+        assert_eq!(
+            store.get(id(93, n)).await.expect("get"),
+            None,
+            "the failed statement wrote nothing"
+        );
+    }
+    stuck.open().await;
+    for n in 0..10 {
+        claimed(
+            store
+                .claim(request(id(93, n), T0, LEASE, TTL))
+                .await
+                .expect("claim after the failure"),
+        );
+    }
+}
+
+/// The server cancels the batch's statement (its statement timeout): every
+/// member fails with that error, and nothing of the batch was written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_statement_fails_every_member_and_writes_nothing() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "fail").await;
+    let mut options = one_lane(&schema, "x_");
+    options.statement_timeout = Duration::from_millis(500);
+    options.operation_timeout = Duration::from_secs(3);
+    let store = Arc::new(schema.store_with(&url, options));
+    store.migrate().await.expect("migrate");
+    let stuck = stuck_batch(&url, &store, &schema.records("x_")).await;
+    every_member_failed(stuck.tasks, "statement timeout").await;
+    let after = store.batch_stats();
+    assert_eq!(
+        after.claim_batches - stuck.before.claim_batches,
+        2,
+        "the gate, then one batch of the eleven: {after:?}"
+    );
+    assert_eq!(after.largest_claim_batch, 11);
+    nothing_was_written(stuck.lock, &store).await;
+}
+
+/// A batch whose connection does not answer runs under the earliest
+/// deadline of its members: all fail by then (the server's statement
+/// timeout is longer), and the connection is discarded. (What the abandoned
+/// statement does is unknown to the callers, as for any operation that
+/// timed out: here it goes on once the lock is gone.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stuck_batch_fails_by_its_earliest_deadline() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "late").await;
+    let mut options = one_lane(&schema, "l_");
+    options.statement_timeout = Duration::from_secs(10);
+    options.operation_timeout = Duration::from_millis(1_500);
+    let store = Arc::new(schema.store_with(&url, options));
+    store.migrate().await.expect("migrate");
+    let started = Instant::now();
+    let stuck = stuck_batch(&url, &store, &schema.records("l_")).await;
+    every_member_failed(stuck.tasks, "did not answer within").await;
+    // The stuck takeover was queued about two settles after `started`, so
+    // the batch's deadline, its, passed by `started` + 1.5 s + 2 settles;
+    // the whole check above ran after that, plus its own round trips.
+    assert!(
+        started.elapsed() < Duration::from_millis(1_500) + 4 * SETTLE + Duration::from_secs(2),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    // The store goes on: another claim executes.
+    stuck.lock.open().await;
+    claimed(
+        store
+            .claim(request(id(93, 100), T0, LEASE, TTL))
+            .await
+            .expect("claim after"),
+    );
+}
+
+/// With batching off (`max_batch = 1`), every claim is its own statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn max_batch_one_sends_every_operation_alone() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "single").await;
+    let mut options = schema.options("s_");
+    options.max_batch = 1;
+    let store = Arc::new(schema.store_with(&url, options));
+    store.migrate().await.expect("migrate");
+    let tasks: Vec<_> = (0..30)
+        .map(|n| spawn_claim(&store, request(id(94, n), T0, LEASE, TTL)))
+        .collect();
+    let mut first = None;
+    for task in tasks {
+        let fence = claimed(task.await.expect("task").expect("claim"));
+        first.get_or_insert(fence);
+    }
+    let stats = store.batch_stats();
+    assert_eq!(stats.claim_batches, 30);
+    assert_eq!(stats.claims, 30);
+    assert_eq!(stats.largest_claim_batch, 1);
+    let wrong = idem_core::Fence(first.expect("a fence").0 + 1_000);
+    let stale = store
+        .complete(completion(id(94, 0), wrong, 0, T0, TTL))
+        .await;
+    assert!(matches!(stale, Err(WriteError::Fenced(_))), "{stale:?}");
+}
+
+/// Every answer a claim can get, in one batch: each decided as the
+/// single-row statement decides it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_claims_gives_each_its_own_outcome() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "mixclaim").await;
+    let store = Arc::new(schema.store_with(&url, one_lane(&schema, "m_")));
+    store.migrate().await.expect("migrate");
+    let short = Duration::from_secs(1);
+    let key = |n| id(95, n);
+    // 0: completed; 1: in flight; 2: in flight (claimed again with another
+    // payload); 3: lease lapsed by T0 + 2 s; 4: expired by T0 + 2 s.
+    let done = claimed(
+        store
+            .claim(request(key(0), T0, LEASE, TTL))
+            .await
+            .expect("claim"),
+    );
+    store
+        .complete(completion(key(0), done, 0, T0, TTL))
+        .await
+        .expect("complete");
+    claimed(
+        store
+            .claim(request(key(1), T0, LEASE, TTL))
+            .await
+            .expect("claim"),
+    );
+    claimed(
+        store
+            .claim(request(key(2), T0, LEASE, TTL))
+            .await
+            .expect("claim"),
+    );
+    let lapsed = claimed(
+        store
+            .claim(request(key(3), T0, short, TTL))
+            .await
+            .expect("claim"),
+    );
+    let expired = claimed(
+        store
+            .claim(request(key(4), T0, short, short))
+            .await
+            .expect("claim"),
+    );
+
+    let (gate, _) = Gate::new(&url, &store, &schema.records("m_"), 0).await;
+    let before = store.batch_stats();
+    let gated = spawn_claim(&store, takeover(0));
+    tokio::time::sleep(SETTLE).await;
+    let later = T0.plus(Duration::from_secs(2));
+    let other = |n| {
+        let mut r = request(key(n), later, LEASE, TTL);
+        r.fingerprint = fingerprint(n);
+        r
+    };
+    let tasks: Vec<_> = [
+        request(key(0), later, LEASE, TTL),
+        request(key(1), later, LEASE, TTL),
+        other(2),
+        request(key(3), later, LEASE, TTL),
+        other(4),
+        request(key(5), later, LEASE, TTL),
+    ]
+    .into_iter()
+    .map(|r| spawn_claim(&store, r))
+    .collect();
+    tokio::time::sleep(SETTLE).await;
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate claim");
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("task").expect("claim"));
+    }
+    let after = store.batch_stats();
+    assert_eq!(after.claim_batches - before.claim_batches, 2, "{after:?}");
+    assert_eq!(after.largest_claim_batch, 6);
+
+    match &outcomes[0] {
+        ClaimOutcome::Replay { response: kept, .. } => assert_eq!(*kept, response(0)),
+        other => panic!("completed record: {other:?}"),
+    }
+    assert_eq!(
+        outcomes[1],
+        ClaimOutcome::Busy {
+            lease_expires_at: T0.plus(LEASE)
+        }
+    );
+    assert_eq!(
+        outcomes[2],
+        ClaimOutcome::Mismatch {
+            expires_at: T0.plus(LEASE + TTL)
+        }
+    );
+    match outcomes[3] {
+        ClaimOutcome::Claimed {
+            fence,
+            takeover: true,
+            lease_expires_at,
+        } => {
+            assert!(fence > lapsed, "a takeover's fence is larger");
+            assert_eq!(lease_expires_at, later.plus(LEASE));
+        }
+        ref other => panic!("lapsed lease: {other:?}"),
+    }
+    match outcomes[4] {
+        ClaimOutcome::Claimed {
+            fence,
+            takeover: false,
+            ..
+        } => assert!(fence > expired, "a re-created record's fence is larger"),
+        ref other => panic!("expired record: {other:?}"),
+    }
+    assert!(matches!(
+        outcomes[5],
+        ClaimOutcome::Claimed {
+            takeover: false,
+            ..
+        }
+    ));
+    let recreated = store.get(key(4)).await.expect("get").expect("record");
+    assert_eq!(recreated.fingerprint, fingerprint(4));
+    assert_eq!(recreated.created_at, later, "an expired record is replaced");
+}
+
+/// Every answer a completion can get, in one batch: written, `TakenOver`,
+/// `Gone` (no record, or an expired one) and `AlreadyCompleted`, told apart
+/// as `write.rs` tells them apart for one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_completions_gives_each_its_own_outcome() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "mixdone").await;
+    let store = Arc::new(schema.store_with(&url, one_lane(&schema, "n_")));
+    store.migrate().await.expect("migrate");
+    let short = Duration::from_secs(1);
+    let key = |n| id(96, n);
+    let later = T0.plus(Duration::from_secs(5));
+    // 0: in flight, to be completed; 1: taken over; 2: none; 3: completed;
+    // 4: expired in flight.
+    let live = claimed(
+        store
+            .claim(request(key(0), T0, LEASE, TTL))
+            .await
+            .expect("claim"),
+    );
+    let stale = claimed(
+        store
+            .claim(request(key(1), T0, short, TTL))
+            .await
+            .expect("claim"),
+    );
+    let current = claimed(
+        store
+            .claim(request(key(1), T0.plus(Duration::from_secs(2)), LEASE, TTL))
+            .await
+            .expect("takeover"),
+    );
+    let done = claimed(
+        store
+            .claim(request(key(3), T0, LEASE, TTL))
+            .await
+            .expect("claim"),
+    );
+    store
+        .complete(completion(key(3), done, 3, T0, TTL))
+        .await
+        .expect("complete");
+    let expired = claimed(
+        store
+            .claim(request(key(4), T0, short, short))
+            .await
+            .expect("claim"),
+    );
+
+    let (gate, gate_fence) = Gate::new(&url, &store, &schema.records("n_"), 0).await;
+    let before = store.batch_stats();
+    let gated = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .complete(completion(id(90, 0), gate_fence, 9, T0, TTL))
+                .await
+        })
+    };
+    tokio::time::sleep(SETTLE).await;
+    let tasks: Vec<_> = [
+        (0, live),
+        (1, stale),
+        (2, idem_core::Fence(1)),
+        (3, done),
+        (4, expired),
+    ]
+    .into_iter()
+    .map(|(n, fence)| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            store
+                .complete(completion(key(n), fence, n, later, TTL))
+                .await
+        })
+    })
+    .collect();
+    tokio::time::sleep(SETTLE).await;
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate completion");
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    let after = store.batch_stats();
+    assert_eq!(
+        after.completion_batches - before.completion_batches,
+        2,
+        "{after:?}"
+    );
+    assert_eq!(after.largest_completion_batch, 5);
+
+    use idem_core::FenceRejection::{AlreadyCompleted, Gone, TakenOver};
+    let rejection = |r: &Result<(), WriteError>| match r {
+        Err(WriteError::Fenced(f)) => Some(*f),
+        _ => None,
+    };
+    assert!(results[0].is_ok(), "{:?}", results[0]);
+    assert_eq!(rejection(&results[1]), Some(TakenOver { current }));
+    assert_eq!(rejection(&results[2]), Some(Gone));
+    assert_eq!(rejection(&results[3]), Some(AlreadyCompleted));
+    assert_eq!(
+        rejection(&results[4]),
+        Some(Gone),
+        "an expired record is absent"
+    );
+    match store.get(key(0)).await.expect("get").expect("record").state {
+        RecordState::Completed {
+            response: kept,
+            completed_at,
+        } => {
+            assert_eq!(kept, response(0));
+            assert_eq!(completed_at, later);
+        }
+        other => panic!("{other:?}"),
+    }
+    match store.get(key(3)).await.expect("get").expect("record").state {
+        RecordState::Completed { response: kept, .. } => {
+            assert_eq!(kept, response(3), "a second completion changes nothing")
+        }
+        other => panic!("{other:?}"),
+    }
+}
