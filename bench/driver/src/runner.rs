@@ -10,8 +10,9 @@ use crate::load::{self, LoadSpec};
 use crate::nginx;
 use crate::peers::{self, Peer};
 use crate::pgbench;
+use crate::pgbench::tables::Tables;
 use crate::pin::Role;
-use crate::scenarios::{Scenario, Store, System};
+use crate::scenarios::{self, Scenario, Store, System};
 use crate::servers::{self, Gateway, GatewaySpec};
 
 /// What is installed for the scenarios that need more than this repo.
@@ -72,9 +73,18 @@ pub(crate) fn run_once(
         }
         System::Idem { store, off } => {
             let upstream = servers::upstream(ctx, &dir, Role::Load)?;
+            // A PostgreSQL scenario gets tables of its own, as pgbench does,
+            // dropped when it ends (the guard lives until the load is done).
+            let mut _tables = None;
             let url = match store {
                 Store::Memory => "memory:".to_owned(),
                 Store::Embedded => format!("embedded:{}", dir.join("store").display()),
+                Store::Url { url, .. } if scenarios::is_postgres(url) => {
+                    let tables = Tables::create(ctx, &dir, url)?;
+                    let url = tables.store_url().to_owned();
+                    _tables = Some(tables);
+                    url
+                }
                 Store::Url { url, .. } => url.clone(),
             };
             let gateway = GatewaySpec {

@@ -88,14 +88,15 @@ pub(crate) const NGINX: &str = "nginx";
 /// both.
 pub(crate) const PGBENCH_SUFFIX: &str = "-pgbench";
 
+/// Whether a store URL names PostgreSQL.
+pub(crate) fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
 /// The URL of a shared store that is PostgreSQL.
 fn postgres_url(store: &Store) -> Option<String> {
     match store {
-        Store::Url { url, .. }
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") =>
-        {
-            Some(url.clone())
-        }
+        Store::Url { url, .. } if is_postgres(url) => Some(url.clone()),
         _ => None,
     }
 }

@@ -10,7 +10,7 @@
 //! client that adds nothing, so the ratio of the two is idem's own cost.
 
 mod report;
-mod tables;
+pub(crate) mod tables;
 
 use std::path::Path;
 use std::process::Command;

@@ -1,6 +1,8 @@
-//! The comparison's own tables: created by the store itself (a gateway on
-//! the server with a unique `?prefix=`, migrating on its first keyed
-//! request), dropped by a guard whichever way the comparison ends.
+//! Tables of their own for one PostgreSQL scenario (pgbench's, or a
+//! gateway's): created by the store itself (a gateway on the server with a
+//! unique `?prefix=`, migrating on its first keyed request), dropped by a
+//! guard whichever way the scenario ends. Every scenario starts on empty
+//! tables, so none inherits the rows (and the dead tuples) of another.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,30 +25,33 @@ const SCRIPT_TABLES: &str = "\"public\".\"idem_pgbench_";
 /// How long creating or dropping the tables may take.
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// Tables of one comparison run, in the `public` schema; dropped on drop.
-pub(super) struct Tables {
+/// Tables of one scenario run, in the `public` schema; dropped on drop.
+pub(crate) struct Tables {
     /// The server's URL for libpq (pgbench, psql): the store URL without
     /// idem's own `prefix=` parameter, which libpq would refuse.
     url: String,
     prefix: String,
+    /// The store URL naming these tables, for a gateway.
+    store_url: String,
 }
 
 impl Tables {
     /// Starts a gateway on `store_url` with a prefix of its own and sends
     /// it one keyed request, so that the store creates its tables exactly
     /// as it does in production; then stops it.
-    pub(super) fn create(ctx: &Ctx, dir: &Path, store_url: &str) -> anyhow::Result<Self> {
+    pub(crate) fn create(ctx: &Ctx, dir: &Path, store_url: &str) -> anyhow::Result<Self> {
         let (base, others) = split_prefix(store_url);
         let prefix = unique_prefix();
+        let mut params = others.clone();
+        params.push(format!("prefix={prefix}"));
         // The guard exists before anything is created, so that a failure
         // halfway still drops whatever was.
         let tables = Self {
             url: join(&base, &others),
             prefix,
+            store_url: join(&base, &params),
         };
-        let mut params = others;
-        params.push(format!("prefix={}", tables.prefix));
-        let gateway_url = join(&base, &params);
+        let gateway_url = tables.store_url.clone();
         let upstream = servers::upstream(ctx, dir, Role::Load)?;
         let spec = GatewaySpec {
             store: &gateway_url,
@@ -64,6 +69,11 @@ impl Tables {
         gateway.proc.stop();
         upstream.proc.stop();
         Ok(tables)
+    }
+
+    /// The store URL, with idem's `prefix=` naming these tables.
+    pub(crate) fn store_url(&self) -> &str {
+        &self.store_url
     }
 
     /// The libpq URL of the server.
