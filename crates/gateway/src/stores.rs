@@ -44,10 +44,23 @@ pub fn open(url: &StoreUrl) -> Arc<dyn Store> {
                 Ok(Arc::new(store) as Arc<dyn Store>)
             }))
         }
-        StoreUrl::Postgres { url, prefix } => {
+        StoreUrl::Postgres {
+            url,
+            prefix,
+            tuning,
+        } => {
             let mut options = PostgresOptions::default();
             if let Some(prefix) = prefix {
                 options.table_prefix = prefix.clone();
+            }
+            if let Some(n) = tuning.pool_size {
+                options.pool_size = n;
+            }
+            if let Some(n) = tuning.batch_lanes {
+                options.batch_lanes = n;
+            }
+            if let Some(n) = tuning.max_batch {
+                options.max_batch = n;
             }
             let url = url.clone();
             // The pool is lazy: connecting never waits for PostgreSQL, and

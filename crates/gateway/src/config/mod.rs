@@ -23,6 +23,7 @@ mod policy;
 mod routes;
 mod settings;
 mod store;
+mod store_tuning;
 mod upstream;
 mod values;
 
@@ -33,6 +34,7 @@ pub use admin::AdminToken;
 pub use error::ConfigError;
 pub use settings::Settings;
 pub use store::{StoreUrl, StoreUrlError};
+pub use store_tuning::PostgresTuning;
 
 #[cfg(test)]
 pub(crate) use error::{env_name, flag_name};

@@ -4,14 +4,17 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::store_tuning::PostgresTuning;
+
 /// The store the gateway keeps its records in.
 ///
 /// Parsed from `memory:`, `embedded:PATH`, `redis://HOST:PORT/DB`,
 /// `redis+cluster://H1:P1,H2:P2` or `postgres://…`. A shared store's URL may
 /// carry idem's own `prefix=NAME` query parameter: the prefix of every Redis
 /// key (default `idem:`) or of PostgreSQL's table names (default `idem_`), so
-/// that several deployments can share one server. A PostgreSQL URL's other
-/// query parameters go to the driver.
+/// that several deployments can share one server. A PostgreSQL URL may also
+/// carry idem's `pool_size=`, `batch_lanes=` and `max_batch=`
+/// ([`PostgresTuning`]); its other query parameters go to the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `memory:`: in this process only; nothing survives a restart.
@@ -33,6 +36,8 @@ pub enum StoreUrl {
         url: String,
         /// The table-name prefix, if the URL named one.
         prefix: Option<String>,
+        /// The pool and batching settings the URL named.
+        tuning: PostgresTuning,
     },
 }
 
@@ -52,22 +57,49 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory:"),
             StoreUrl::Embedded(path) => write!(f, "embedded:{}", path.display()),
-            StoreUrl::Redis { url, prefix } | StoreUrl::Postgres { url, prefix } => {
-                f.write_str(&redact(url))?;
-                match prefix {
-                    Some(prefix) if url.contains('?') => write!(f, "&prefix={prefix}"),
-                    Some(prefix) => write!(f, "?prefix={prefix}"),
-                    None => Ok(()),
-                }
-            }
+            StoreUrl::Redis { url, prefix } => write_shared(f, url, prefix, ""),
+            StoreUrl::Postgres {
+                url,
+                prefix,
+                tuning,
+            } => write_shared(f, url, prefix, &tuning.to_string()),
         }
     }
+}
+
+/// A shared store's URL without its password, then idem's own parameters.
+fn write_shared(
+    f: &mut fmt::Formatter<'_>,
+    url: &str,
+    prefix: &Option<String>,
+    tuning: &str,
+) -> fmt::Result {
+    f.write_str(&redact(url))?;
+    let mut separator = if url.contains('?') { '&' } else { '?' };
+    for param in [
+        prefix.as_ref().map(|p| format!("prefix={p}")),
+        Some(tuning.to_owned()),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|p| !p.is_empty())
+    {
+        write!(f, "{separator}{param}")?;
+        separator = '&';
+    }
+    Ok(())
 }
 
 /// Why a store URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct StoreUrlError(String);
+
+impl StoreUrlError {
+    pub(crate) fn new(message: String) -> Self {
+        Self(message)
+    }
+}
 
 impl FromStr for StoreUrl {
     type Err = StoreUrlError;
@@ -89,12 +121,17 @@ impl FromStr for StoreUrl {
             }
             "embedded" => Ok(StoreUrl::Embedded(PathBuf::from(rest))),
             "redis" | "redis+cluster" => {
-                let (url, prefix) = split_prefix(text, false)?;
+                let (url, prefix) = split_prefix(text, None)?;
                 Ok(StoreUrl::Redis { url, prefix })
             }
             "postgres" | "postgresql" => {
-                let (url, prefix) = split_prefix(text, true)?;
-                Ok(StoreUrl::Postgres { url, prefix })
+                let mut tuning = PostgresTuning::default();
+                let (url, prefix) = split_prefix(text, Some(&mut tuning))?;
+                Ok(StoreUrl::Postgres {
+                    url,
+                    prefix,
+                    tuning,
+                })
             }
             "rediss" => err(
                 "TLS to Redis (rediss://) is not built into this version of idem; \
@@ -108,10 +145,14 @@ impl FromStr for StoreUrl {
     }
 }
 
-/// Takes idem's own `prefix=` query parameter off a shared store's URL.
-/// Other parameters stay on the URL when `keep_others` (PostgreSQL's driver
-/// reads them) and are refused otherwise (Redis takes none).
-fn split_prefix(text: &str, keep_others: bool) -> Result<(String, Option<String>), StoreUrlError> {
+/// Takes idem's own query parameters off a shared store's URL: `prefix=`,
+/// and for PostgreSQL (`tuning` given) its pool and batching settings.
+/// Other parameters stay on a PostgreSQL URL (its driver reads them) and
+/// are refused on a Redis one (Redis takes none).
+fn split_prefix(
+    text: &str,
+    mut tuning: Option<&mut PostgresTuning>,
+) -> Result<(String, Option<String>), StoreUrlError> {
     let Some((base, query)) = text.split_once('?') else {
         return Ok((text.to_owned(), None));
     };
@@ -127,7 +168,13 @@ fn split_prefix(text: &str, keep_others: bool) -> Result<(String, Option<String>
                     "prefix= must be non-empty and must not contain '{' or '}'".to_owned(),
                 ));
             }
-            _ if keep_others => others.push(pair),
+            Some((name, value))
+                if tuning
+                    .as_deref_mut()
+                    .map(|t| t.take(name, value))
+                    .transpose()?
+                    == Some(true) => {}
+            _ if tuning.is_some() => others.push(pair),
             _ => {
                 return Err(StoreUrlError(
                     "a redis store URL takes only the query parameter prefix=NAME".to_owned(),
@@ -194,6 +241,7 @@ mod tests {
                 StoreUrl::Postgres {
                     url: "postgres://u@h/test?sslmode=disable".into(),
                     prefix: Some("t1_".into()),
+                    tuning: PostgresTuning::default(),
                 },
             ),
             (
@@ -215,13 +263,51 @@ mod tests {
             ("redis://h:6379/0?db=2", "only the query parameter prefix"),
             ("redis://h:6379/0?prefix=", "prefix= must be non-empty"),
             ("redis://h:6379/0?prefix={x}", "must not contain"),
+            (
+                "redis://h:6379/0?pool_size=4",
+                "only the query parameter prefix",
+            ),
+            ("postgres://u:secret@h/db?pool_size=0", "pool_size= must be"),
+            ("postgres://u:secret@h/db?max_batch=5000", "from 1 to 1024"),
             ("rediss://u:secret@h/0", "rediss://) is not built"),
             ("ftp://x", "unknown store \"ftp\""),
         ];
         for (text, message) in bad {
+            // (A password never shows in a message.)
             let err = text.parse::<StoreUrl>().expect_err(text).to_string();
             assert!(err.contains(message), "{text}: {err}");
             assert!(!err.contains("secret"), "{err}");
         }
+    }
+
+    #[test]
+    fn postgres_tuning_is_taken_off_the_url_and_shown_after_it() {
+        let url: StoreUrl = "postgres://app:pw@db/idem?sslmode=disable&pool_size=32&prefix=t_&batch_lanes=2&max_batch=128"
+            .parse()
+            .unwrap();
+        let StoreUrl::Postgres {
+            url: driver_url,
+            prefix,
+            tuning,
+        } = &url
+        else {
+            panic!("not postgres: {url:?}");
+        };
+        assert_eq!(driver_url, "postgres://app:pw@db/idem?sslmode=disable");
+        assert_eq!(prefix.as_deref(), Some("t_"));
+        assert_eq!(
+            *tuning,
+            PostgresTuning {
+                pool_size: Some(32),
+                batch_lanes: Some(2),
+                max_batch: Some(128),
+            }
+        );
+        assert_eq!(
+            url.to_string(),
+            "postgres://app:***@db/idem?sslmode=disable&prefix=t_&pool_size=32&batch_lanes=2&max_batch=128"
+        );
+        let plain: StoreUrl = "postgres://db/idem?max_batch=1".parse().unwrap();
+        assert_eq!(plain.to_string(), "postgres://db/idem?max_batch=1");
     }
 }
