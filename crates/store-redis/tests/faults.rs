@@ -10,12 +10,8 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::proxy::{self, Mode, Proxy};
-use idem_core::{
-    ClaimOutcome, ClaimRequest, Completion, Fence, Fingerprint, RecordId, Store, StoreError,
-    StoredBody, StoredResponse, WriteError,
-};
+use idem_core::{ClaimOutcome, Fence, RecordId, Store, StoreError, WriteError};
 use idem_store_redis::{RedisOptions, RedisStore};
 use tokio::time::Instant;
 
@@ -25,37 +21,11 @@ const BOUND: Duration = Duration::from_millis(300);
 /// machine running other tests).
 const SLACK: Duration = Duration::from_millis(400);
 
-const FP: Fingerprint = Fingerprint::from_bytes([0x77; 32]);
-
 fn options(prefix: &str) -> RedisOptions {
     RedisOptions::default()
         .with_prefix(prefix)
         .with_connect_timeout(BOUND)
         .with_operation_timeout(BOUND)
-}
-
-fn claim_request(n: u8) -> ClaimRequest {
-    ClaimRequest {
-        id: RecordId::from_bytes([n; 32]),
-        fingerprint: FP,
-        now: common::now(),
-        lease: Duration::from_secs(30),
-        ttl: Duration::from_secs(60),
-    }
-}
-
-fn completion(n: u8, fence: Fence) -> Completion {
-    Completion {
-        id: RecordId::from_bytes([n; 32]),
-        fence,
-        response: StoredResponse {
-            status: 200,
-            headers: vec![],
-            body: StoredBody::Kept(Bytes::from_static(b"ok")),
-        },
-        now: common::now(),
-        ttl: Duration::from_secs(60),
-    }
 }
 
 fn unavailable(result: Result<(), StoreError>) -> bool {
@@ -89,12 +59,14 @@ async fn every_operation_fails_in_time(store: &RedisStore, what: &str) -> Durati
             slowest = slowest.max(took);
         }};
     }
-    check!("claim", store.claim(claim_request(9)), |r: Result<_, _>| {
-        unavailable(r.map(drop))
-    });
+    check!(
+        "claim",
+        store.claim(common::claim_request(9)),
+        |r: Result<_, _>| { unavailable(r.map(drop)) }
+    );
     check!(
         "complete",
-        store.complete(completion(9, Fence(1))),
+        store.complete(common::completion(9, Fence(1))),
         write_unavailable
     );
     check!("release", store.release(id, Fence(1)), write_unavailable);
@@ -120,7 +92,7 @@ async fn every_operation_fails_in_time(store: &RedisStore, what: &str) -> Durati
 async fn recovers(store: &RedisStore, what: &str, n: u8) -> Duration {
     let start = Instant::now();
     loop {
-        match store.claim(claim_request(n)).await {
+        match store.claim(common::claim_request(n)).await {
             Ok(ClaimOutcome::Claimed { .. }) => return start.elapsed(),
             Ok(other) => panic!("{what}: unexpected {other:?}"),
             Err(_) if start.elapsed() < Duration::from_secs(10) => {
@@ -201,9 +173,9 @@ async fn through_proxy(test: &str) -> Option<(Proxy, RedisStore, String, String)
     let prefix = common::unique_prefix(test);
     let store = RedisStore::connect(&proxy.url(&db), options(&prefix)).expect("connect");
     for n in 0..20 {
-        match store.claim(claim_request(n)).await {
+        match store.claim(common::claim_request(n)).await {
             Ok(ClaimOutcome::Claimed { fence, .. }) => store
-                .complete(completion(n, fence))
+                .complete(common::completion(n, fence))
                 .await
                 .expect("complete through the proxy"),
             other => panic!("{test}: traffic through the proxy: {other:?}"),
@@ -226,7 +198,7 @@ async fn a_cut_connection_fails_in_time_then_recovers() {
     for n in 0..20 {
         assert!(
             matches!(
-                store.claim(claim_request(n)).await,
+                store.claim(common::claim_request(n)).await,
                 Ok(ClaimOutcome::Replay { .. })
             ),
             "record {n} survived the cut"
@@ -259,7 +231,7 @@ async fn a_connection_gone_silent_for_good_is_replaced() {
     tokio::time::sleep(BOUND).await;
     proxy.freeze_existing();
     let start = Instant::now();
-    let first = store.claim(claim_request(100)).await;
+    let first = store.claim(common::claim_request(100)).await;
     assert!(
         matches!(first, Err(StoreError::Unavailable(_))),
         "the frozen connection times out: {first:?}"

@@ -14,15 +14,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bytes::Bytes;
-use idem_core::{
-    ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection, Fingerprint, RecordId, Store,
-    StoreError, StoredBody, StoredResponse, WriteError,
-};
+use idem_core::{ClaimOutcome, Fence, FenceRejection, Store, StoreError, WriteError};
 use idem_store_redis::{RedisOptions, RedisStore};
 use tokio::time::Instant;
 
-const FP: Fingerprint = Fingerprint::from_bytes([0x31; 32]);
 const BOUND: Duration = Duration::from_millis(300);
 
 /// A `redis-server` child on a fixed port and directory, killed on drop.
@@ -107,32 +102,8 @@ impl Drop for Server {
     }
 }
 
-fn request(n: u8) -> ClaimRequest {
-    ClaimRequest {
-        id: RecordId::from_bytes([n; 32]),
-        fingerprint: FP,
-        now: common::now(),
-        lease: Duration::from_secs(30),
-        ttl: Duration::from_secs(60),
-    }
-}
-
-fn completion(n: u8, fence: Fence) -> Completion {
-    Completion {
-        id: RecordId::from_bytes([n; 32]),
-        fence,
-        response: StoredResponse {
-            status: 201,
-            headers: vec![],
-            body: StoredBody::Kept(Bytes::from_static(b"paid")),
-        },
-        now: common::now(),
-        ttl: Duration::from_secs(60),
-    }
-}
-
 async fn claimed(store: &RedisStore, n: u8) -> Fence {
-    match store.claim(request(n)).await {
+    match store.claim(common::claim_request(n)).await {
         Ok(ClaimOutcome::Claimed { fence, .. }) => fence,
         other => panic!("claim {n}: {other:?}"),
     }
@@ -148,7 +119,7 @@ fn options() -> RedisOptions {
 async fn until_back(store: &RedisStore, n: u8) -> (Duration, ClaimOutcome) {
     let start = Instant::now();
     loop {
-        match store.claim(request(n)).await {
+        match store.claim(common::claim_request(n)).await {
             Ok(outcome) => return (start.elapsed(), outcome),
             Err(_) if start.elapsed() < Duration::from_secs(10) => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -165,12 +136,15 @@ async fn a_restart_keeps_acknowledged_records_and_reloads_scripts() {
     };
     let store = RedisStore::connect(&server.url(), options()).expect("connect");
     let done = claimed(&store, 1).await;
-    store.complete(completion(1, done)).await.expect("complete");
+    store
+        .complete(common::completion(1, done))
+        .await
+        .expect("complete");
     claimed(&store, 2).await;
 
     server.kill();
     let start = Instant::now();
-    let down = store.claim(request(3)).await;
+    let down = store.claim(common::claim_request(3)).await;
     assert!(
         matches!(down, Err(StoreError::Unavailable(_))),
         "a claim while Redis is down: {down:?}"
@@ -188,7 +162,10 @@ async fn a_restart_keeps_acknowledged_records_and_reloads_scripts() {
         "the completed record survived the restart: {outcome:?}"
     );
     assert!(
-        matches!(store.claim(request(2)).await, Ok(ClaimOutcome::Busy { .. })),
+        matches!(
+            store.claim(common::claim_request(2)).await,
+            Ok(ClaimOutcome::Busy { .. })
+        ),
         "the in-flight record survived the restart"
     );
     eprintln!("restart with appendonly: back {recovery:?} after the server started");
@@ -212,7 +189,7 @@ async fn fences_keep_growing_when_redis_loses_everything() {
         after > before,
         "a fence after the loss ({after:?}) > before ({before:?})"
     );
-    match store.complete(completion(1, before)).await {
+    match store.complete(common::completion(1, before)).await {
         Err(WriteError::Fenced(FenceRejection::TakenOver { current })) => {
             assert_eq!(current, after)
         }

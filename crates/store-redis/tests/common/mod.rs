@@ -1,5 +1,6 @@
 //! Helpers the Redis store's tests share: the servers to use (from the
-//! environment), unique key prefixes, clean-up, and a clock.
+//! environment), unique key prefixes, clean-up, a clock, and the requests
+//! the fault and restart tests send.
 
 #![allow(dead_code)] // Each test file uses its own subset.
 
@@ -8,7 +9,12 @@ pub(crate) mod proxy;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use idem_core::Timestamp;
+use std::time::Duration;
+
+use bytes::Bytes;
+use idem_core::{
+    ClaimRequest, Completion, Fence, Fingerprint, RecordId, StoredBody, StoredResponse, Timestamp,
+};
 
 /// The single-server URL, e.g. `redis://127.0.0.1:6379/0`.
 pub(crate) const REDIS_URL: &str = "IDEM_TEST_REDIS_URL";
@@ -165,4 +171,33 @@ async fn plain_connection(node: &str) -> redis::aio::MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .unwrap_or_else(|e| panic!("connect to {node}: {e}"))
+}
+
+/// The fingerprint of every request from [`claim_request`].
+pub(crate) const FP: Fingerprint = Fingerprint::from_bytes([0x77; 32]);
+
+/// A claim of record `n` (its id is `n` repeated), now, with a 30 s lease.
+pub(crate) fn claim_request(n: u8) -> ClaimRequest {
+    ClaimRequest {
+        id: RecordId::from_bytes([n; 32]),
+        fingerprint: FP,
+        now: now(),
+        lease: Duration::from_secs(30),
+        ttl: Duration::from_secs(60),
+    }
+}
+
+/// The completion of record `n` under `fence`: a `200` with body `ok`.
+pub(crate) fn completion(n: u8, fence: Fence) -> Completion {
+    Completion {
+        id: RecordId::from_bytes([n; 32]),
+        fence,
+        response: StoredResponse {
+            status: 200,
+            headers: vec![],
+            body: StoredBody::Kept(Bytes::from_static(b"ok")),
+        },
+        now: now(),
+        ttl: Duration::from_secs(60),
+    }
 }
