@@ -25,7 +25,12 @@ completed AS (
     FROM input AS i
     WHERE r.id = i.id
       AND r.fence = i.fence
-      AND r.state = 'in_flight'
+      -- In flight: the state_fields constraint makes this the same as
+      -- state = 'in_flight'. Written that way, it would match the in-flight
+      -- index's predicate, and the planner would read that whole index
+      -- (every record in flight, and dead entries not yet vacuumed) instead
+      -- of looking up one key per id.
+      AND r.lease_expires_at IS NOT NULL
       -- An expired record is absent, as in complete.sql.
       AND r.expires_at > i.now
     RETURNING r.id, r.fence
