@@ -50,7 +50,9 @@ pub struct PostgresOptions {
     /// each: an operation that arrives while this many batches run waits
     /// for the next batch, which takes everything that waits (see
     /// `max_batch`). A claim that arrives at a quiet moment is sent at
-    /// once, alone. Default 4.
+    /// once, alone. Default 2: on a 2-core machine one lane made the largest
+    /// batches and the most requests per second, and a second keeps claims
+    /// flowing while one connection hangs until its deadline.
     pub batch_lanes: usize,
     /// The most claims (or completions) one statement carries. 1 turns the
     /// batching off: every operation is its own statement, at most
@@ -88,7 +90,7 @@ impl Default for PostgresOptions {
             schema: "public".to_owned(),
             table_prefix: "idem_".to_owned(),
             pool_size: 16,
-            batch_lanes: 4,
+            batch_lanes: 2,
             max_batch: 64,
             pool_wait_timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
