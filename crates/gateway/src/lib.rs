@@ -7,6 +7,7 @@
 
 mod accept;
 mod admin;
+mod batching;
 pub mod cli;
 pub mod config;
 pub mod demo;

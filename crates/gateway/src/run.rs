@@ -29,6 +29,7 @@ use tower_layer::Layer;
 
 use crate::accept;
 use crate::admin::{self, AdminState};
+use crate::batching::BatchingWatch;
 use crate::config::Settings;
 use crate::proxy::Proxy;
 use crate::{stores, telemetry};
@@ -77,7 +78,8 @@ async fn serve(
     // lost.
     let metrics = telemetry::install(&telemetry::store_label(&settings.store));
     let upkeep = telemetry::spawn_upkeep(metrics.clone());
-    let store = stores::open(&settings.store);
+    let batching = BatchingWatch::default();
+    let store = stores::open_watched(&settings.store, &batching);
     let clock = Arc::new(SystemClock);
     let sweeper = spawn_sweeper(store.clone(), clock.clone(), SweepSchedule::default());
     // The proxy's own bound only catches pass-through requests; it must
@@ -98,6 +100,7 @@ async fn serve(
         route_ids,
         max_key_length: settings.global.max_key_length,
         metrics: Some(metrics),
+        batching,
         draining: draining.clone(),
     });
     let mut config = IdempotencyConfig::new(store, settings.routes);

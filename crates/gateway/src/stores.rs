@@ -19,6 +19,7 @@ use idem_store_memory::MemoryStore;
 use idem_store_postgres::{PostgresOptions, PostgresStore};
 use idem_store_redis::{RedisOptions, RedisStore};
 
+use crate::batching::BatchingWatch;
 use crate::config::StoreUrl;
 
 /// How often a store that failed to open is tried again.
@@ -29,6 +30,12 @@ type Opener = Box<dyn Fn() -> Result<Arc<dyn Store>, BoxError> + Send + Sync>;
 /// Opens the store named by `url`. A store that cannot be opened now is
 /// returned as a [`DeferredStore`] that keeps trying.
 pub fn open(url: &StoreUrl) -> Arc<dyn Store> {
+    open_watched(url, &BatchingWatch::default())
+}
+
+/// [`open`], and `watch` reads the store's batching counts once it is open
+/// (embedded and PostgreSQL stores batch; the others do not).
+pub(crate) fn open_watched(url: &StoreUrl, watch: &BatchingWatch) -> Arc<dyn Store> {
     match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
         StoreUrl::Redis { url, prefix } => {
@@ -63,19 +70,23 @@ pub fn open(url: &StoreUrl) -> Arc<dyn Store> {
                 options.max_batch = n;
             }
             let url = url.clone();
+            let watch = watch.clone();
             // The pool is lazy: connecting never waits for PostgreSQL, and
             // the schema is created or migrated by the first operation that
             // reaches the server.
             DeferredStore::open(Box::new(move || {
-                let store = PostgresStore::connect(&url, options.clone())?;
-                Ok(Arc::new(store) as Arc<dyn Store>)
+                let store = Arc::new(PostgresStore::connect(&url, options.clone())?);
+                watch.postgres(&store);
+                Ok(store as Arc<dyn Store>)
             }))
         }
         StoreUrl::Embedded(path) => {
             let path = path.clone();
+            let watch = watch.clone();
             DeferredStore::open(Box::new(move || {
-                let store = EmbeddedStore::open(&path)?;
-                Ok(Arc::new(store) as Arc<dyn Store>)
+                let store = Arc::new(EmbeddedStore::open(&path)?);
+                watch.embedded(&store);
+                Ok(store as Arc<dyn Store>)
             }))
         }
     }

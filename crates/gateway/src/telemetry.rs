@@ -47,7 +47,10 @@ pub(crate) fn install(store: &str) -> PrometheusHandle {
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     match metrics::set_global_recorder(recorder) {
-        Ok(()) => idem_middleware::describe_metrics(),
+        Ok(()) => {
+            idem_middleware::describe_metrics();
+            crate::batching::describe_metrics();
+        }
         Err(error) => {
             tracing::warn!(%error, "another metrics recorder is installed; /metrics will be empty");
         }

@@ -100,6 +100,7 @@ async fn open(state: &AdminState, op: Op) -> AdminResponse {
         Op::Livez => health::livez(),
         Op::Readyz => health::readyz(state).await,
         Op::Metrics => {
+            state.batching.publish();
             let text = state
                 .metrics
                 .as_ref()

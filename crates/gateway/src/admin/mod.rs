@@ -47,6 +47,7 @@ use idem_core::Store;
 use idem_middleware::Clock;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::batching::BatchingWatch;
 use crate::config::AdminToken;
 
 pub(crate) use server::serve;
@@ -66,6 +67,8 @@ pub(crate) struct AdminState {
     pub(crate) max_key_length: usize,
     /// Renders `/metrics`; `None` serves an empty page.
     pub(crate) metrics: Option<PrometheusHandle>,
+    /// The store's batching counts, copied into the metrics at each render.
+    pub(crate) batching: BatchingWatch,
     /// Set when the gateway starts draining for shutdown: `/readyz` then
     /// answers `503`, so that load balancers stop sending traffic.
     pub(crate) draining: Arc<AtomicBool>,

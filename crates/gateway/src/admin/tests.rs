@@ -20,6 +20,7 @@ use idem_store_memory::MemoryStore;
 use serde_json::{Value, json};
 
 use super::{AdminState, dispatch};
+use crate::batching::BatchingWatch;
 use crate::config::AdminToken;
 
 const TOKEN: &str = "0123456789abcdef0123";
@@ -121,6 +122,7 @@ fn admin(token: Option<&str>) -> Admin {
         route_ids: vec!["*".to_owned(), "POST /v1/charges".to_owned()],
         max_key_length: 255,
         metrics: None,
+        batching: BatchingWatch::default(),
         draining: Arc::new(AtomicBool::new(false)),
     };
     Admin {

@@ -183,6 +183,48 @@ async fn a_scripted_mix_of_traffic_is_counted_exactly() {
     assert!(text.contains("# HELP idem_requests_total"), "{text}");
 }
 
+/// The embedded store's group commit, as counters: every claim and
+/// completion went through a writer batch, and each batch that wrote made
+/// one sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_stores_batching_is_counted() {
+    const REQUESTS: usize = 40;
+    let s = Setup::plain().await;
+    let sends: Vec<_> = (0..REQUESTS)
+        .map(|n| {
+            let call = s
+                .gateway
+                .post("/v1/charges")
+                .key(&format!("bk-{n}"))
+                .json("{}");
+            tokio::spawn(async move { call.send().await.status })
+        })
+        .collect();
+    for send in sends {
+        assert_eq!(send.await.unwrap(), 201);
+    }
+    let samples = scrape(&s.gateway).await;
+    let value = |name: &str| scrape::value(&samples, name, &[]);
+    let writes = [("kind", "write")];
+    let operations = scrape::value(&samples, "idem_store_batched_operations_total", &writes);
+    let batches = scrape::value(&samples, "idem_store_batches_total", &writes);
+    let syncs = value("idem_store_syncs_total");
+    // A claim and a completion per request; the sweeper's purges may add
+    // more.
+    assert!(
+        operations >= (2 * REQUESTS) as f64,
+        "{operations} operations for {REQUESTS} fresh requests"
+    );
+    assert!(batches >= 1.0 && batches <= operations, "{batches} batches");
+    assert!(
+        syncs >= 1.0 && syncs <= batches,
+        "{syncs} syncs, {batches} batches"
+    );
+    let text = s.gateway.metrics().await;
+    assert!(text.contains("# HELP idem_store_batches_total"), "{text}");
+    assert!(text.contains("# HELP idem_store_syncs_total"), "{text}");
+}
+
 #[tokio::test]
 async fn store_errors_and_unreachable_upstreams_are_counted() {
     // A second gateway on a directory the first holds: its store is down.

@@ -123,7 +123,40 @@ async fn three_gateways_two_hundred_requests_ten_keys_ten_executions() {
                 target.name
             );
         }
+        if target.name == "postgres" {
+            assert_batched(&gateways, 200, 10).await;
+        }
     }
+}
+
+/// The PostgreSQL store's batching counters, summed over `gateways`: every
+/// request made one claim, every execution one completion, each carried
+/// by exactly one batch statement.
+async fn assert_batched(gateways: &[Gateway], claims: usize, completions: usize) {
+    let mut sums = [[0.0; 2]; 2];
+    for gateway in gateways {
+        let samples = crate::scrape::parse(&gateway.metrics().await);
+        for (sum, kind) in sums.iter_mut().zip(["claim", "completion"]) {
+            let labels = [("kind", kind)];
+            sum[0] += crate::scrape::value(&samples, "idem_store_batches_total", &labels);
+            sum[1] +=
+                crate::scrape::value(&samples, "idem_store_batched_operations_total", &labels);
+        }
+    }
+    let [
+        [claim_batches, claim_ops],
+        [completion_batches, completion_ops],
+    ] = sums;
+    assert_eq!(claim_ops, claims as f64, "claims carried by batches");
+    assert_eq!(completion_ops, completions as f64, "completions carried");
+    assert!(
+        (1.0..=claim_ops).contains(&claim_batches),
+        "{claim_batches}"
+    );
+    assert!(
+        (1.0..=completion_ops).contains(&completion_batches),
+        "{completion_batches}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
