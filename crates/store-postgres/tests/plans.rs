@@ -78,7 +78,8 @@ async fn batches_on_a_new_table_look_records_up_by_key() {
     let admin = common::admin(&url).await;
     // Creating the table's indexes reads the table: those scans are counted
     // once the migrating session has ended and are left out.
-    let migrating = format!("{url}?application_name=idem_plans_migrate");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let migrating = format!("{url}{sep}application_name=idem_plans_migrate");
     let migrator = schema.store_with(&migrating, schema.options("p_"));
     migrator.migrate().await.expect("migrate");
     drop(migrator);
