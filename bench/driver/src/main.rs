@@ -12,6 +12,7 @@
 //! `bench/results/<timestamp>.json` and `.md`, printing the markdown. See
 //! `docs/performance.md`.
 
+mod batching;
 mod binaries;
 mod cli;
 mod context;

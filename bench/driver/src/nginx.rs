@@ -132,5 +132,9 @@ pub(crate) fn start(
         .arg(&conf);
     let mut proc = Proc::spawn("nginx", command, dir)?;
     wait_for_port(&mut proc, listen, START_LIMIT)?;
-    Ok(Server { proc, addr: listen })
+    Ok(Server {
+        proc,
+        addr: listen,
+        admin: None,
+    })
 }

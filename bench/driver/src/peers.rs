@@ -195,7 +195,11 @@ pub(crate) fn start(
         .with_context(|| format!("the {} peer did not start", peer.id()))?
         .parse()
         .context("the peer printed a bad address")?;
-    Ok(Server { proc, addr })
+    Ok(Server {
+        proc,
+        addr,
+        admin: None,
+    })
 }
 
 /// FNV-1a over the pins: a new pin gets a new install folder.

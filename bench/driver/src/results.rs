@@ -3,6 +3,7 @@
 use idem_loadgen::{KeyMode, Report};
 use serde::Serialize;
 
+use crate::batching::Batching;
 use crate::machine::Machine;
 use crate::memory::{DiskResult, MemoryResult};
 use crate::targets::Target;
@@ -14,6 +15,8 @@ pub(crate) struct Run {
     pub(crate) report: Report,
     /// Answers whose status the scenario does not expect.
     pub(crate) unexpected: u64,
+    /// What the store's batching gathered, where it batches.
+    pub(crate) batching: Option<Batching>,
 }
 
 impl Run {
@@ -71,6 +74,8 @@ pub(crate) struct Summary {
     pub(crate) replayed: u64,
     /// Answers per status over all rounds.
     pub(crate) statuses: std::collections::BTreeMap<u16, u64>,
+    /// The store's batching over all rounds, where it batches.
+    pub(crate) batching: Option<Batching>,
 }
 
 impl ScenarioResult {
@@ -105,6 +110,7 @@ impl ScenarioResult {
             errors: runs.iter().map(|r| r.report.errors.total()).sum(),
             replayed: runs.iter().map(|r| r.report.replayed).sum(),
             statuses,
+            batching: runs.iter().filter_map(|r| r.batching).reduce(Batching::add),
         })
     }
 }

@@ -57,7 +57,7 @@ pub(crate) fn run(
                 started.elapsed()
             );
             match runner::run_once(ctx, scenario, installed) {
-                Ok(Outcome::Ran(report)) => {
+                Ok(Outcome::Ran(report, batching)) => {
                     let expected = scenario.expected();
                     let unexpected = report
                         .statuses
@@ -75,6 +75,7 @@ pub(crate) fn run(
                         round,
                         report: *report,
                         unexpected,
+                        batching,
                     });
                 }
                 Ok(Outcome::Skipped(why)) => {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use idem_loadgen::Report;
 
+use crate::batching::{self, Batching};
 use crate::context::Ctx;
 use crate::load::{self, LoadSpec};
 use crate::nginx;
@@ -23,7 +24,9 @@ pub(crate) struct Installed {
 
 /// A scenario's outcome in one round.
 pub(crate) enum Outcome {
-    Ran(Box<Report>),
+    /// The load's report, and what the store's batching gathered (idem
+    /// on a store that batches).
+    Ran(Box<Report>, Option<Batching>),
     /// It cannot run here, for this reason (and will not in later rounds).
     Skipped(String),
 }
@@ -55,7 +58,7 @@ pub(crate) fn run_once(
             let upstream = servers::upstream(ctx, &dir, Role::Subject)?;
             let mut load = spec(upstream.addr);
             load.cpu = vec![("subject", upstream.proc.pid())];
-            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?)))
+            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?), None))
         }
         System::Nginx => {
             let binary = match &installed.nginx {
@@ -69,7 +72,7 @@ pub(crate) fn run_once(
                 ("subject", proxy.proc.pid()),
                 ("upstream", upstream.proc.pid()),
             ];
-            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?)))
+            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?), None))
         }
         System::Idem { store, off } => {
             let upstream = servers::upstream(ctx, &dir, Role::Load)?;
@@ -106,7 +109,9 @@ pub(crate) fn run_once(
                 ("subject", gateway.proc.pid()),
                 ("upstream", upstream.proc.pid()),
             ];
-            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?)))
+            let report = load::run(ctx, &load)?;
+            let batching = gateway.admin.and_then(batching::scrape);
+            Ok(Outcome::Ran(Box::new(report), batching))
         }
         System::Peer { peer, with } => {
             let folder = match installed.peers.get(peer) {
@@ -117,7 +122,7 @@ pub(crate) fn run_once(
             let app = peers::start(ctx, *peer, folder, *with, &dir)?;
             let mut load = spec(app.addr);
             load.cpu = vec![("subject", app.proc.pid())];
-            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?)))
+            Ok(Outcome::Ran(Box::new(load::run(ctx, &load)?), None))
         }
         System::Pgbench { url } => pgbench::run(ctx, url, &dir, connections),
     }

@@ -18,6 +18,8 @@ pub(crate) const START_LIMIT: Duration = Duration::from_secs(20);
 pub(crate) struct Server {
     pub(crate) proc: Proc,
     pub(crate) addr: SocketAddr,
+    /// The admin listener, for idem (its `/metrics`).
+    pub(crate) admin: Option<SocketAddr>,
 }
 
 /// Starts the benchmark upstream (one worker thread) on a free port.
@@ -31,6 +33,7 @@ pub(crate) fn upstream(ctx: &Ctx, dir: &Path, role: Role) -> anyhow::Result<Serv
     Ok(Server {
         addr: addr.parse().context("the upstream printed a bad address")?,
         proc,
+        admin: None,
     })
 }
 
@@ -85,10 +88,20 @@ pub(crate) fn gateway(
     // would measure the terminal.
     command.env("IDEM_LOG", "warn");
     let mut proc = Proc::spawn("idem", command, dir)?;
-    match proc.wait_for_line("idem listening on ", START_LIMIT) {
-        Ok(addr) => Ok(Gateway::Up(Server {
+    // idem prints its admin address, then its address, once both listen.
+    let admin = proc
+        .wait_for_line("idem admin listening on ", START_LIMIT)
+        .map(|addr| addr.parse().ok());
+    match admin.and_then(|admin| {
+        Ok((
+            admin,
+            proc.wait_for_line("idem listening on ", START_LIMIT)?,
+        ))
+    }) {
+        Ok((admin, addr)) => Ok(Gateway::Up(Server {
             addr: addr.parse().context("idem printed a bad address")?,
             proc,
+            admin,
         })),
         Err(StartError::Exited { status, stderr }) if status.code() == Some(2) => {
             Ok(Gateway::Refused(stderr))

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::batching::Batching;
 use crate::results::{Results, ScenarioResult, Summary};
 use crate::scenarios::{NGINX, PASS_THROUGH, PGBENCH_SUFFIX};
 
@@ -94,6 +95,9 @@ fn answers(s: &Summary) -> String {
     }
     if s.unexpected > 0 {
         parts.push(format!("**{} unexpected**", s.unexpected));
+    }
+    if let Some(batching) = s.batching.as_ref().and_then(Batching::describe) {
+        parts.push(batching);
     }
     parts.join(", ")
 }

@@ -90,7 +90,7 @@ pub(crate) fn run(ctx: &Ctx, url: &str, dir: &Path, connections: usize) -> anyho
     let log = dir.join("pgbench-tx");
     let stdout = pgbench(ctx, &tables, &script, connections, window, Some(&log))?;
     let report = report::read(&stdout, &log, connections, warmup, window)?;
-    Ok(Outcome::Ran(Box::new(report)))
+    Ok(Outcome::Ran(Box::new(report), None))
 }
 
 /// One pgbench run of `secs` seconds, pinned like the load side, each

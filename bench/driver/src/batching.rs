@@ -1,0 +1,134 @@
+//! What the store's batching gathered in a scenario, read from the
+//! gateway's `/metrics` after the load ran: operations per batch, and for
+//! the embedded store operations per `fdatasync`. Only the embedded and
+//! PostgreSQL stores batch; for the others there is nothing to read.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The store's batching counters since the gateway started (warm-up
+/// included), summed over kinds.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Batching {
+    pub(crate) batches: u64,
+    pub(crate) operations: u64,
+    /// The embedded store's syncs; `None` for PostgreSQL.
+    pub(crate) syncs: Option<u64>,
+}
+
+impl Batching {
+    /// Adds another round's counters.
+    pub(crate) fn add(self, other: Batching) -> Batching {
+        Batching {
+            batches: self.batches + other.batches,
+            operations: self.operations + other.operations,
+            syncs: match (self.syncs, other.syncs) {
+                (None, None) => None,
+                (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+            },
+        }
+    }
+
+    /// For the table: "11.6 ops per batch, 11.6 per sync".
+    pub(crate) fn describe(&self) -> Option<String> {
+        if self.batches == 0 {
+            return None;
+        }
+        let per = |n: u64| self.operations as f64 / n as f64;
+        let mut text = format!("{:.1} store ops per batch", per(self.batches));
+        if let Some(syncs) = self.syncs.filter(|&s| s > 0) {
+            text.push_str(&format!(", {:.1} per sync", per(syncs)));
+        }
+        Some(text)
+    }
+}
+
+/// Reads the counters from the admin listener at `admin`. `None` when the
+/// store does not batch, or `/metrics` could not be read (the table then
+/// says nothing about batching; the run itself is not affected).
+pub(crate) fn scrape(admin: SocketAddr) -> Option<Batching> {
+    parse(&fetch_metrics(admin).ok()?)
+}
+
+fn fetch_metrics(admin: SocketAddr) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    // HTTP/1.0: the server closes the connection after the answer, so
+    // reading to the end reads exactly the answer.
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Sums the batching samples of a Prometheus text page.
+fn parse(text: &str) -> Option<Batching> {
+    let mut found = Batching::default();
+    let mut any = false;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let value = value as u64;
+        let name = series.split('{').next().unwrap_or_default();
+        match name {
+            "idem_store_batches_total" => found.batches += value,
+            "idem_store_batched_operations_total" => found.operations += value,
+            "idem_store_syncs_total" => *found.syncs.get_or_insert(0) += value,
+            _ => continue,
+        }
+        any = true;
+    }
+    any.then_some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_the_kinds_and_reads_the_syncs() {
+        let page = "HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\n\
+            # HELP idem_store_batches_total Batches.\n\
+            idem_store_batches_total{store=\"postgres\",kind=\"claim\"} 10\n\
+            idem_store_batches_total{store=\"postgres\",kind=\"completion\"} 5\n\
+            idem_store_batched_operations_total{store=\"postgres\",kind=\"claim\"} 40\n\
+            idem_store_batched_operations_total{store=\"postgres\",kind=\"completion\"} 20\n\
+            idem_requests_total{route=\"x\"} 99\n";
+        let b = parse(page).expect("batching samples");
+        assert_eq!((b.batches, b.operations, b.syncs), (15, 60, None));
+        assert_eq!(b.describe().as_deref(), Some("4.0 store ops per batch"));
+
+        let embedded = "idem_store_batches_total{kind=\"write\"} 4\n\
+            idem_store_batched_operations_total{kind=\"write\"} 12\n\
+            idem_store_syncs_total 3\n";
+        let b = parse(embedded).expect("batching samples");
+        assert_eq!(
+            b.describe().as_deref(),
+            Some("3.0 store ops per batch, 4.0 per sync")
+        );
+        assert!(parse("idem_requests_total 3\n").is_none(), "memory store");
+    }
+
+    #[test]
+    fn rounds_add_up() {
+        let a = Batching {
+            batches: 2,
+            operations: 6,
+            syncs: Some(2),
+        };
+        let b = Batching {
+            batches: 1,
+            operations: 5,
+            syncs: Some(1),
+        };
+        let sum = a.add(b);
+        assert_eq!((sum.batches, sum.operations, sum.syncs), (3, 11, Some(3)));
+    }
+}
