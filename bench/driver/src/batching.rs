@@ -32,7 +32,7 @@ impl Batching {
         }
     }
 
-    /// For the table: "11.6 ops per batch, 11.6 per sync".
+    /// For the table: "11.6 store ops per batch, 11.6 per sync".
     pub(crate) fn describe(&self) -> Option<String> {
         if self.batches == 0 {
             return None;
