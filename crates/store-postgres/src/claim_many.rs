@@ -14,12 +14,20 @@
 //! statement on the same connection, after the batch committed, exactly as
 //! a single claim is.
 
+use std::time::Duration;
+
 use idem_core::{BoxFuture, ClaimOutcome, ClaimRequest, RecordId};
 
-use crate::batch::{Answers, Kind};
+use deadpool_postgres::Pool;
+use idem_batch::Kind;
+use tokio::time::Instant;
+
 use crate::claim;
 use crate::conn::Conn;
 use crate::error::Failure;
+
+/// One answer per operation of a batch, or one failure for all of it.
+pub(crate) type Answers<O> = idem_batch::Answers<O, Failure>;
 use crate::row::time_to_db;
 
 /// The claim statements, bound to one store's names.
@@ -28,11 +36,16 @@ pub(crate) struct Claims {
     pub(crate) single: String,
     /// `claim_many.sql`.
     pub(crate) many: String,
+    /// The pool each batch takes a connection from.
+    pub(crate) pool: Pool,
+    /// The operation timeout, for a connection's round trips.
+    pub(crate) budget: Duration,
 }
 
 impl Kind for Claims {
     type Job = ClaimRequest;
     type Output = ClaimOutcome;
+    type Error = Failure;
 
     fn id(job: &ClaimRequest) -> RecordId {
         job.id
@@ -40,10 +53,12 @@ impl Kind for Claims {
 
     fn run<'a>(
         &'a self,
-        conn: &'a mut Conn,
         jobs: &'a [ClaimRequest],
+        deadline: Instant,
     ) -> BoxFuture<'a, Answers<ClaimOutcome>> {
         Box::pin(async move {
+            let mut conn = Conn::get(&self.pool, deadline, self.budget).await?;
+            let conn = &mut conn;
             if let [job] = jobs {
                 return Ok(vec![claim::claim(conn, &self.single, job).await]);
             }

@@ -10,9 +10,15 @@
 //! with the single-row statement on the same connection, as `write.rs`
 //! does.
 
+use std::time::Duration;
+
 use idem_core::{BoxFuture, FenceRejection, RecordId};
 
-use crate::batch::{Answers, Kind};
+use deadpool_postgres::Pool;
+use idem_batch::Kind;
+use tokio::time::Instant;
+
+use crate::claim_many::Answers;
 use crate::claim_many::position;
 use crate::conn::Conn;
 use crate::error::Failure;
@@ -28,11 +34,16 @@ pub(crate) struct Completions {
     pub(crate) single: String,
     /// `complete_many.sql`.
     pub(crate) many: String,
+    /// The pool each batch takes a connection from.
+    pub(crate) pool: Pool,
+    /// The operation timeout, for a connection's round trips.
+    pub(crate) budget: Duration,
 }
 
 impl Kind for Completions {
     type Job = CompletionRow;
     type Output = Written;
+    type Error = Failure;
 
     fn id(job: &CompletionRow) -> RecordId {
         job.id
@@ -40,10 +51,12 @@ impl Kind for Completions {
 
     fn run<'a>(
         &'a self,
-        conn: &'a mut Conn,
         jobs: &'a [CompletionRow],
+        deadline: Instant,
     ) -> BoxFuture<'a, Answers<Written>> {
         Box::pin(async move {
+            let mut conn = Conn::get(&self.pool, deadline, self.budget).await?;
+            let conn = &mut conn;
             if let [job] = jobs {
                 return Ok(vec![write::complete(conn, &self.single, job).await]);
             }

@@ -103,6 +103,23 @@ pub(crate) enum Failure {
     LaneStopped,
 }
 
+impl idem_batch::Failure for Failure {
+    fn timed_out(budget: Duration) -> Self {
+        Failure::TimedOut(budget)
+    }
+    fn lane_stopped() -> Self {
+        Failure::LaneStopped
+    }
+    fn shared(failure: Arc<Self>) -> Self {
+        Failure::Shared(failure)
+    }
+    fn miscounted(sent: usize, answered: usize) -> Self {
+        Failure::Corrupt(format!(
+            "a batch of {sent} operations got {answered} answers"
+        ))
+    }
+}
+
 impl From<tokio_postgres::Error> for Failure {
     fn from(e: tokio_postgres::Error) -> Self {
         Failure::Postgres(e)

@@ -102,7 +102,6 @@
 #![warn(missing_docs)]
 
 mod admin;
-mod batch;
 mod claim;
 mod claim_many;
 mod codec;
@@ -117,8 +116,8 @@ mod sql;
 mod store;
 mod write;
 
-pub use batch::BatchStats;
 pub use error::{ConnectError, MigrateError};
+pub use idem_batch::BatchStats;
 pub use options::PostgresOptions;
 pub use store::PostgresStore;
 

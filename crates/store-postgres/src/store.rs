@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
 
-use crate::batch::{BatchStats, Batcher, Limits};
 use crate::claim_many::Claims;
 use crate::complete_many::Completions;
 use crate::conn::Conn;
@@ -23,6 +22,7 @@ use crate::options::PostgresOptions;
 use crate::sql::{Names, Statements};
 use crate::write::CompletionRow;
 use crate::{admin, purge, schema, write};
+use idem_batch::{BatchStats, Batcher, Limits};
 
 /// Planner settings of the store's own sessions. Every statement the store
 /// runs finds its rows by key through an index (one id, a batch of ids, the
@@ -145,16 +145,18 @@ impl PostgresStore {
             Claims {
                 single: statements.claim.clone(),
                 many: statements.claim_many.clone(),
+                pool: pool.clone(),
+                budget: options.operation_timeout,
             },
-            pool.clone(),
             limits,
         );
         let completions = Batcher::new(
             Completions {
                 single: statements.complete.clone(),
                 many: statements.complete_many.clone(),
+                pool: pool.clone(),
+                budget: options.operation_timeout,
             },
-            pool.clone(),
             limits,
         );
         Ok(Self {
@@ -202,17 +204,7 @@ impl PostgresStore {
     /// What the batching of claims and completions has done so far: how
     /// many statements carried how many operations.
     pub fn batch_stats(&self) -> BatchStats {
-        let (claim_batches, claims, largest_claim_batch) = self.claims.counters();
-        let (completion_batches, completions, largest_completion_batch) =
-            self.completions.counters();
-        BatchStats {
-            claim_batches,
-            claims,
-            largest_claim_batch,
-            completion_batches,
-            completions,
-            largest_completion_batch,
-        }
+        BatchStats::new(self.claims.counters(), self.completions.counters())
     }
 
     /// Starts an operation: its deadline, the tables checked, a connection.

@@ -12,9 +12,10 @@
 //! - operations whose deadline has passed: answered `Unavailable` unsent;
 //! - operations on a record id that is already in this batch or in a batch
 //!   another lane is running: they stay where they are and go in a later
-//!   batch. `ON CONFLICT DO UPDATE` cannot touch one row twice in a
-//!   statement, and two operations on one id must be decided in the order
-//!   they arrived, which two statements running at once would not promise;
+//!   batch. Two operations on one id must be decided in the order they
+//!   arrived, which two batches running at once would not promise (and
+//!   PostgreSQL's `ON CONFLICT DO UPDATE` cannot touch one row twice in a
+//!   statement);
 //!
 //! up to `max` operations.
 
@@ -24,22 +25,20 @@ use idem_core::RecordId;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use crate::error::Failure;
-
 /// One operation waiting for a lane.
-pub(crate) struct Pending<J, O> {
+pub(crate) struct Pending<J, R> {
     /// The record it is about; no two of a batch share one.
     pub(crate) id: RecordId,
     pub(crate) job: J,
     /// Past this instant it is not sent any more.
     pub(crate) deadline: Instant,
     /// Where its answer goes.
-    pub(crate) reply: oneshot::Sender<Result<O, Failure>>,
+    pub(crate) reply: oneshot::Sender<R>,
 }
 
 /// The waiting operations, the ids being run, and how many lanes run.
-pub(crate) struct Queue<J, O> {
-    waiting: VecDeque<Pending<J, O>>,
+pub(crate) struct Queue<J, R> {
+    waiting: VecDeque<Pending<J, R>>,
     /// The ids of the batches the lanes are running now.
     busy: HashSet<RecordId>,
     /// How many lanes are running (each with one batch at a time).
@@ -47,15 +46,15 @@ pub(crate) struct Queue<J, O> {
 }
 
 /// What [`Queue::take`] found.
-pub(crate) struct Taken<J, O> {
+pub(crate) struct Taken<J, R> {
     /// The next batch, in arrival order; its ids are now busy.
-    pub(crate) batch: Vec<Pending<J, O>>,
+    pub(crate) batch: Vec<Pending<J, R>>,
     /// Operations whose deadline passed while they waited, to be answered
     /// `Unavailable` (outside the lock).
-    pub(crate) expired: Vec<Pending<J, O>>,
+    pub(crate) expired: Vec<Pending<J, R>>,
 }
 
-impl<J, O> Queue<J, O> {
+impl<J, R> Queue<J, R> {
     pub(crate) fn new() -> Self {
         Self {
             waiting: VecDeque::new(),
@@ -67,7 +66,7 @@ impl<J, O> Queue<J, O> {
     /// Queues an operation. Returns whether the caller must start a lane:
     /// when fewer than `max_lanes` run, so that an operation arriving at a
     /// quiet moment is sent at once, alone, with no added latency.
-    pub(crate) fn push(&mut self, pending: Pending<J, O>, max_lanes: usize) -> bool {
+    pub(crate) fn push(&mut self, pending: Pending<J, R>, max_lanes: usize) -> bool {
         self.waiting.push_back(pending);
         if self.lanes < max_lanes {
             self.lanes += 1;
@@ -92,7 +91,7 @@ impl<J, O> Queue<J, O> {
 
     /// Takes the next batch of at most `max` operations (see the module
     /// docs for the rule).
-    pub(crate) fn take(&mut self, max: usize, now: Instant) -> Taken<J, O> {
+    pub(crate) fn take(&mut self, max: usize, now: Instant) -> Taken<J, R> {
         let mut batch = Vec::new();
         let mut expired = Vec::new();
         // Operations passed over, in order, put back in front at the end.
@@ -134,7 +133,7 @@ mod tests {
 
     use super::*;
 
-    type Reply = oneshot::Receiver<Result<u32, Failure>>;
+    type Reply = oneshot::Receiver<u32>;
 
     fn id(n: u8) -> RecordId {
         RecordId::from_bytes([n; 32])

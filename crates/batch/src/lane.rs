@@ -1,19 +1,18 @@
-//! A lane: a task that sends batches from its batcher's queue, one at a
-//! time on one pooled connection, until the queue is empty.
+//! A lane: a task that runs batches from its batcher's queue, one at a
+//! time, until the queue is empty.
 
 use std::sync::Arc;
 
 use idem_core::RecordId;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::queue::{Pending, Taken};
-use super::{Kind, Shared};
-use crate::conn::Conn;
-use crate::error::Failure;
+use crate::queue::{Pending, Taken};
+use crate::{Failure, Kind, Reply, Shared};
 
 /// Starts a lane for a place the caller reserved in the queue
-/// ([`super::queue::Queue::push`] said so).
-pub(super) fn start<K: Kind>(shared: Arc<Shared<K>>) {
+/// ([`crate::queue::Queue::push`] said so).
+pub(crate) fn start<K: Kind>(shared: Arc<Shared<K>>) {
     let lane = Lane {
         shared,
         busy: Vec::new(),
@@ -51,7 +50,7 @@ impl<K: Kind> Lane<K> {
                 taken
             };
             for pending in expired {
-                let _ = pending.reply.send(Err(Failure::TimedOut(limits.budget)));
+                let _ = pending.reply.send(Err(K::Error::timed_out(limits.budget)));
             }
             if batch.is_empty() {
                 return;
@@ -64,8 +63,7 @@ impl<K: Kind> Lane<K> {
 
     /// Runs one batch under the earliest deadline of its members and
     /// answers each of them.
-    async fn send(&self, batch: Vec<Pending<K::Job, K::Output>>) {
-        let shared = &self.shared;
+    async fn send(&self, batch: Vec<Pending<K::Job, Reply<K>>>) {
         // The batch is not empty; the fallback is never used.
         let deadline = batch
             .iter()
@@ -73,34 +71,26 @@ impl<K: Kind> Lane<K> {
             .min()
             .unwrap_or_else(Instant::now);
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.job, p.reply)).unzip();
-        let answers = match Conn::get(&shared.pool, deadline, shared.limits.budget).await {
-            Ok(mut conn) => shared.kind.run(&mut conn, &jobs).await,
-            Err(failure) => Err(failure),
-        };
-        match answers {
+        match self.shared.kind.run(&jobs, deadline).await {
             Ok(answers) if answers.len() == replies.len() => {
                 for (reply, answer) in replies.into_iter().zip(answers) {
                     let _ = reply.send(answer);
                 }
             }
             Ok(answers) => {
-                let failure = Failure::Corrupt(format!(
-                    "a batch of {} operations got {} answers",
-                    replies.len(),
-                    answers.len()
-                ));
-                fail_all(replies, failure);
+                let failure = K::Error::miscounted(replies.len(), answers.len());
+                fail_all::<K>(replies, failure);
             }
-            Err(failure) => fail_all(replies, failure),
+            Err(failure) => fail_all::<K>(replies, failure),
         }
     }
 }
 
 /// Answers every member of a batch with the same failure.
-fn fail_all<O>(replies: Vec<tokio::sync::oneshot::Sender<Result<O, Failure>>>, failure: Failure) {
+fn fail_all<K: Kind>(replies: Vec<oneshot::Sender<Reply<K>>>, failure: K::Error) {
     let failure = Arc::new(failure);
     for reply in replies {
-        let _ = reply.send(Err(Failure::Shared(Arc::clone(&failure))));
+        let _ = reply.send(Err(K::Error::shared(Arc::clone(&failure))));
     }
 }
 

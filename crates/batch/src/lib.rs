@@ -1,0 +1,262 @@
+//! Client-side group commit for idem's shared stores: concurrent operations
+//! of one kind (claims, or completions) gathered into one round trip.
+//!
+//! # Why
+//!
+//! A fresh-key request costs a claim and a completion, each one round trip
+//! to the store's server: one statement and one commit on PostgreSQL, one
+//! script run on Redis. On a busy server the fixed cost of each of those
+//! (executing a statement, flushing the WAL, setting up a script, reading
+//! and answering a command), not the work on the record, is what runs out
+//! first. One round trip for many operations pays it once.
+//!
+//! # How, without timers
+//!
+//! An operation goes into its batcher's queue (`queue.rs`). If fewer than
+//! [`Limits::lanes`] lanes are running, the caller starts one (`lane.rs`),
+//! a task that takes the queue's first operation and everything else
+//! already waiting (up to [`Limits::max_batch`], one per record id), runs
+//! them as one batch ([`Kind::run`]), answers each caller, and goes on
+//! until the queue is empty. So at a quiet moment an operation is sent at
+//! once, alone; under load, operations queue while the lanes are busy and
+//! the batches grow by themselves. Nothing ever waits for a batch to fill.
+//!
+//! # What the store's [`Kind`] must keep
+//!
+//! - A batch is one atomic step on the server, or answers each operation as
+//!   if it had run alone: a batch that fails as a whole wrote nothing, and
+//!   all of its operations get the same error.
+//! - Each operation of a batch is decided exactly as it would be alone.
+//!
+//! # What the batcher keeps
+//!
+//! - Each operation keeps its own bound: the caller waits at most until its
+//!   deadline; an operation still queued at its deadline is not sent; a
+//!   batch runs under the earliest deadline of its members.
+//! - Two operations on one record id never share a batch or run in two
+//!   batches at once; they run in the order they arrived.
+//!
+//! # Cancellation
+//!
+//! A caller that drops its future leaves its operation in the queue; a lane
+//! that finds it there drops it unsent. Once sent, its effect is unknown to
+//! the caller, as for any dropped operation.
+
+mod lane;
+mod queue;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use idem_core::{BoxFuture, RecordId};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout_at};
+
+use queue::{Pending, Queue};
+
+/// The answer to each operation of a batch, in the batch's order, or one
+/// failure for the whole batch (which then wrote nothing).
+pub type Answers<O, E> = Result<Vec<Result<O, E>>, E>;
+
+/// One kind of batched operation of one store: how to run a batch of it.
+pub trait Kind: Send + Sync + 'static {
+    /// One operation's input.
+    type Job: Send + 'static;
+    /// One operation's answer.
+    type Output: Send + 'static;
+    /// The store's failure.
+    type Error: Failure;
+
+    /// The record the operation is about.
+    fn id(job: &Self::Job) -> RecordId;
+
+    /// Runs `jobs` (distinct ids, at least one) as one batch, every round
+    /// trip bounded by `deadline`.
+    fn run<'a>(
+        &'a self,
+        jobs: &'a [Self::Job],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Answers<Self::Output, Self::Error>>;
+}
+
+/// The failures the batcher itself reports, in the store's own error type.
+pub trait Failure: std::error::Error + Send + Sync + Sized + 'static {
+    /// The operation did not get its answer within `budget`.
+    fn timed_out(budget: Duration) -> Self;
+    /// The task running the operation's batch stopped without answering
+    /// (only while the runtime shuts down).
+    fn lane_stopped() -> Self;
+    /// The whole batch failed: every operation of it gets this.
+    fn shared(failure: Arc<Self>) -> Self;
+    /// A batch of `sent` operations came back with `answered` answers.
+    fn miscounted(sent: usize, answered: usize) -> Self;
+}
+
+/// How a batcher is configured.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The most lanes (batches in flight) at once.
+    pub lanes: usize,
+    /// The most operations in one batch.
+    pub max_batch: usize,
+    /// The operation timeout, for the error of an operation that ran out
+    /// of time.
+    pub budget: Duration,
+}
+
+/// The answer one operation of `K` waits for.
+type Reply<K> = Result<<K as Kind>::Output, <K as Kind>::Error>;
+
+/// The waiting operations of `K`.
+type KindQueue<K> = Queue<<K as Kind>::Job, Reply<K>>;
+
+/// A queue of one kind of operation, and the lanes that send it.
+pub struct Batcher<K: Kind> {
+    shared: Arc<Shared<K>>,
+}
+
+/// What the caller and the lanes share.
+struct Shared<K: Kind> {
+    kind: K,
+    limits: Limits,
+    queue: Mutex<KindQueue<K>>,
+    counters: Counters,
+}
+
+impl<K: Kind> Shared<K> {
+    /// The queue. No code panics while holding it, but if some did, the
+    /// queue is still consistent (every change to it is one step), so a
+    /// poisoned lock is simply taken.
+    fn queue(&self) -> std::sync::MutexGuard<'_, KindQueue<K>> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl<K: Kind> Batcher<K> {
+    /// A batcher of `kind`'s operations within `limits`.
+    pub fn new(kind: K, limits: Limits) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                kind,
+                limits: Limits {
+                    lanes: limits.lanes.max(1),
+                    max_batch: limits.max_batch.max(1),
+                    budget: limits.budget,
+                },
+                queue: Mutex::new(Queue::new()),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The kind of operation this batcher runs.
+    pub fn kind(&self) -> &K {
+        &self.shared.kind
+    }
+
+    /// Runs `job` in some batch, and returns its answer by `deadline`.
+    ///
+    /// Must be called on a tokio runtime (lanes are tasks of their own, so
+    /// that one caller's cancellation cannot abandon the others' batch).
+    pub async fn submit(&self, job: K::Job, deadline: Instant) -> Result<K::Output, K::Error> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            id: K::id(&job),
+            job,
+            deadline,
+            reply,
+        };
+        let start_lane = self.shared.queue().push(pending, self.shared.limits.lanes);
+        if start_lane {
+            lane::start(Arc::clone(&self.shared));
+        }
+        match timeout_at(deadline, answer).await {
+            Ok(Ok(result)) => result,
+            // The lane went away without answering: only when the runtime
+            // shuts down.
+            Ok(Err(_)) => Err(K::Error::lane_stopped()),
+            Err(_) => Err(K::Error::timed_out(self.shared.limits.budget)),
+        }
+    }
+
+    /// What this batcher has sent so far.
+    pub fn counters(&self) -> Counted {
+        self.shared.counters.read()
+    }
+}
+
+/// What the store's batching has done since it was built. Counted when a
+/// batch is formed, so a batch whose statement then failed counts too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchStats {
+    /// Claim batches sent: one round trip each (on PostgreSQL one
+    /// statement, not counting the rare re-runs its `claim.rs` describes;
+    /// on Redis one script run).
+    pub claim_batches: u64,
+    /// Claims sent in those batches.
+    pub claims: u64,
+    /// The most claims one batch held.
+    pub largest_claim_batch: u64,
+    /// Completion batches sent, as for claims.
+    pub completion_batches: u64,
+    /// Completions sent in those batches.
+    pub completions: u64,
+    /// The most completions one batch held.
+    pub largest_completion_batch: u64,
+}
+
+impl BatchStats {
+    /// The statistics of a store's claim and completion batchers.
+    pub fn new(claims: Counted, completions: Counted) -> Self {
+        Self {
+            claim_batches: claims.batches,
+            claims: claims.operations,
+            largest_claim_batch: claims.largest,
+            completion_batches: completions.batches,
+            completions: completions.operations,
+            largest_completion_batch: completions.largest,
+        }
+    }
+}
+
+/// What a batcher has sent since it was built. Counted when a batch is
+/// formed, so a batch that then failed counts too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Batches sent.
+    pub batches: u64,
+    /// Operations sent in those batches.
+    pub operations: u64,
+    /// The most operations one batch held.
+    pub largest: u64,
+}
+
+/// The live counters of one batcher.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    operations: AtomicU64,
+    largest: AtomicU64,
+}
+
+impl Counters {
+    /// A batch of `size` operations was formed.
+    fn record(&self, size: usize) {
+        let size = u64::try_from(size).unwrap_or(u64::MAX);
+        // Relaxed: the counters are independent statistics, read without
+        // any promise of a consistent snapshot across them.
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.operations.fetch_add(size, Ordering::Relaxed);
+        self.largest.fetch_max(size, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Counted {
+        Counted {
+            batches: self.batches.load(Ordering::Relaxed),
+            operations: self.operations.load(Ordering::Relaxed),
+            largest: self.largest.load(Ordering::Relaxed),
+        }
+    }
+}

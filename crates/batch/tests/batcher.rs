@@ -1,0 +1,176 @@
+//! The batcher with a fake store: what gathers, what each caller hears.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use idem_batch::{Answers, Batcher, Failure, Kind, Limits};
+use idem_core::{BoxFuture, RecordId};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+enum Fake {
+    #[error("timed out after {0:?}")]
+    TimedOut(Duration),
+    #[error("lane stopped")]
+    LaneStopped,
+    #[error(transparent)]
+    Shared(Arc<Fake>),
+    #[error("{0} sent, {1} answered")]
+    Miscounted(usize, usize),
+    #[error("the server said no")]
+    Refused,
+}
+
+impl Failure for Fake {
+    fn timed_out(budget: Duration) -> Self {
+        Fake::TimedOut(budget)
+    }
+    fn lane_stopped() -> Self {
+        Fake::LaneStopped
+    }
+    fn shared(failure: Arc<Self>) -> Self {
+        Fake::Shared(failure)
+    }
+    fn miscounted(sent: usize, answered: usize) -> Self {
+        Fake::Miscounted(sent, answered)
+    }
+}
+
+/// A store that answers each job with twice its number, after `gate` opens
+/// for the first batch, and records the batches it ran.
+#[derive(Default)]
+struct Doubler {
+    batches: Mutex<Vec<Vec<u32>>>,
+    gate: Notify,
+    first: AtomicUsize,
+    refuse_over: Option<u32>,
+    drop_answers: bool,
+}
+
+impl Kind for Doubler {
+    type Job = (u8, u32);
+    type Output = u32;
+    type Error = Fake;
+
+    fn id(job: &(u8, u32)) -> RecordId {
+        RecordId::from_bytes([job.0; 32])
+    }
+
+    fn run<'a>(&'a self, jobs: &'a [(u8, u32)], _: Instant) -> BoxFuture<'a, Answers<u32, Fake>> {
+        Box::pin(async move {
+            if self.first.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.gate.notified().await;
+            }
+            let numbers: Vec<u32> = jobs.iter().map(|j| j.1).collect();
+            self.batches.lock().unwrap().push(numbers.clone());
+            if self
+                .refuse_over
+                .is_some_and(|n| numbers.iter().any(|&x| x > n))
+            {
+                return Err(Fake::Refused);
+            }
+            let mut answers: Vec<Result<u32, Fake>> = numbers.iter().map(|x| Ok(x * 2)).collect();
+            if self.drop_answers {
+                answers.pop();
+            }
+            Ok(answers)
+        })
+    }
+}
+
+fn limits(lanes: usize) -> Limits {
+    Limits {
+        lanes,
+        max_batch: 64,
+        budget: Duration::from_secs(5),
+    }
+}
+
+/// Submits jobs 1..=n (job i on record i) while the first batch is held,
+/// then opens the gate, and returns the answers in submission order.
+async fn run_held(batcher: Arc<Batcher<Doubler>>, n: u8) -> Vec<Result<u32, Fake>> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut tasks = Vec::new();
+    for i in 1..=n {
+        let b = Arc::clone(&batcher);
+        tasks.push(tokio::spawn(async move {
+            b.submit((i, u32::from(i)), deadline).await
+        }));
+        // Let each submission reach the queue in order.
+        tokio::task::yield_now().await;
+    }
+    batcher.kind().gate.notify_one();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    answers
+}
+
+#[tokio::test]
+async fn operations_queued_behind_a_busy_lane_share_one_batch() {
+    let batcher = Arc::new(Batcher::new(Doubler::default(), limits(1)));
+    let answers = run_held(Arc::clone(&batcher), 6).await;
+    let answers: Vec<u32> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers, [2, 4, 6, 8, 10, 12]);
+    let batches = batcher.kind().batches.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        [vec![1], vec![2, 3, 4, 5, 6]],
+        "the first alone, the rest together"
+    );
+    let counted = batcher.counters();
+    assert_eq!(
+        (counted.batches, counted.operations, counted.largest),
+        (2, 6, 5)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_batch_fails_each_of_its_operations_and_no_other() {
+    let kind = Doubler {
+        refuse_over: Some(4),
+        ..Doubler::default()
+    };
+    let batcher = Arc::new(Batcher::new(kind, limits(1)));
+    let answers = run_held(Arc::clone(&batcher), 5).await;
+    assert_eq!(
+        *answers[0].as_ref().unwrap(),
+        2,
+        "the first batch ran alone"
+    );
+    for answer in &answers[1..] {
+        assert!(
+            matches!(answer, Err(Fake::Shared(f)) if matches!(**f, Fake::Refused)),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_batch_with_too_few_answers_is_a_failure_for_all_of_it() {
+    let kind = Doubler {
+        drop_answers: true,
+        ..Doubler::default()
+    };
+    let batcher = Arc::new(Batcher::new(kind, limits(1)));
+    let answers = run_held(Arc::clone(&batcher), 3).await;
+    for answer in &answers {
+        assert!(
+            matches!(answer, Err(Fake::Shared(f)) if matches!(**f, Fake::Miscounted(_, _))),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_waits_no_longer_than_its_deadline() {
+    let batcher = Batcher::new(Doubler::default(), limits(1));
+    // The gate never opens: the first batch hangs.
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let answer = batcher.submit((1, 1), deadline).await;
+    assert!(matches!(answer, Err(Fake::TimedOut(_))), "{answer:?}");
+    assert!(Instant::now() >= deadline);
+}
