@@ -1,19 +1,23 @@
 //! The store's batching, as metrics: how many batches the embedded store's
-//! writer (group commit) or the PostgreSQL store's batchers sent, how many
+//! writer (group commit) or the PostgreSQL or Redis store's batchers sent,
+//! how many
 //! operations they carried, and how many durable syncs the embedded store
 //! made. The ratio of operations to batches is what `batch_lanes`,
 //! `max_batch` and the disk's sync cost decide, so an operator tuning them
 //! needs to see it.
 //!
 //! The stores keep these counts themselves (`EmbeddedStore::stats`,
-//! `PostgresStore::batch_stats`) without knowing about metrics; the
+//! `PostgresStore::batch_stats`, `RedisStore::batch_stats`) without knowing
+//! about metrics; the
 //! gateway copies them into counters when `/metrics` is rendered. A store
 //! opened late (it was down at start-up) is watched from when it opens.
 
 use std::sync::{Arc, OnceLock, Weak};
 
+use idem_batch::BatchStats;
 use idem_store_embedded::EmbeddedStore;
 use idem_store_postgres::PostgresStore;
+use idem_store_redis::RedisStore;
 use metrics::{counter, describe_counter};
 
 const BATCHES: &str = "idem_store_batches_total";
@@ -23,7 +27,7 @@ const SYNCS: &str = "idem_store_syncs_total";
 /// One kind of batch and its counts since the store opened.
 struct Counts {
     /// `write` (the embedded writer, every kind of write), `claim` or
-    /// `completion` (PostgreSQL).
+    /// `completion` (PostgreSQL, Redis).
     kind: &'static str,
     batches: u64,
     operations: u64,
@@ -32,7 +36,8 @@ struct Counts {
 type Source = Box<dyn Fn() -> (Vec<Counts>, Option<u64>) + Send + Sync>;
 
 /// Where the open store's counts are read from; empty for a store that
-/// does not batch (memory, Redis) or has not opened yet.
+/// does not batch (memory) or has not opened yet. A Redis Cluster store
+/// counts nothing, since it does not batch.
 #[derive(Clone, Default)]
 pub(crate) struct BatchingWatch(Arc<OnceLock<Source>>);
 
@@ -58,20 +63,19 @@ impl BatchingWatch {
     pub(crate) fn postgres(&self, store: &Arc<PostgresStore>) {
         let store = Arc::downgrade(store);
         self.set(Box::new(move || {
-            let Some(stats) = Weak::upgrade(&store).map(|s| s.batch_stats()) else {
-                return (Vec::new(), None);
-            };
-            let claims = Counts {
-                kind: "claim",
-                batches: stats.claim_batches,
-                operations: stats.claims,
-            };
-            let completions = Counts {
-                kind: "completion",
-                batches: stats.completion_batches,
-                operations: stats.completions,
-            };
-            (vec![claims, completions], None)
+            Weak::upgrade(&store).map_or_else(Default::default, |s| {
+                claims_and_completions(s.batch_stats())
+            })
+        }));
+    }
+
+    /// Watches a Redis store, weakly as well.
+    pub(crate) fn redis(&self, store: &Arc<RedisStore>) {
+        let store = Arc::downgrade(store);
+        self.set(Box::new(move || {
+            Weak::upgrade(&store).map_or_else(Default::default, |s| {
+                claims_and_completions(s.batch_stats())
+            })
         }));
     }
 
@@ -97,12 +101,28 @@ impl BatchingWatch {
     }
 }
 
+/// The counts of a store that batches claims and completions.
+fn claims_and_completions(stats: BatchStats) -> (Vec<Counts>, Option<u64>) {
+    let claims = Counts {
+        kind: "claim",
+        batches: stats.claim_batches,
+        operations: stats.claims,
+    };
+    let completions = Counts {
+        kind: "completion",
+        batches: stats.completion_batches,
+        operations: stats.completions,
+    };
+    (vec![claims, completions], None)
+}
+
 /// The HELP lines of the batching metrics.
 pub(crate) fn describe_metrics() {
     describe_counter!(
         BATCHES,
         "Batches the store sent: embedded writer batches (kind=write), or \
-         PostgreSQL batch statements (kind=claim, kind=completion)."
+         PostgreSQL batch statements and Redis script runs \
+         (kind=claim, kind=completion)."
     );
     describe_counter!(
         OPERATIONS,

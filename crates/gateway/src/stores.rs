@@ -34,21 +34,33 @@ pub fn open(url: &StoreUrl) -> Arc<dyn Store> {
 }
 
 /// [`open`], and `watch` reads the store's batching counts once it is open
-/// (embedded and PostgreSQL stores batch; the others do not).
+/// (the embedded, PostgreSQL and Redis stores batch; memory does not).
 pub(crate) fn open_watched(url: &StoreUrl, watch: &BatchingWatch) -> Arc<dyn Store> {
     match url {
         StoreUrl::Memory => Arc::new(MemoryStore::new()),
-        StoreUrl::Redis { url, prefix } => {
+        StoreUrl::Redis {
+            url,
+            prefix,
+            tuning,
+        } => {
             let mut options = RedisOptions::default();
             if let Some(prefix) = prefix {
                 options = options.with_prefix(prefix.clone());
             }
+            if let Some(n) = tuning.batch_lanes {
+                options = options.with_batch_lanes(n);
+            }
+            if let Some(n) = tuning.max_batch {
+                options = options.with_max_batch(n);
+            }
             let url = url.clone();
             // Connecting is lazy: it never waits for Redis, so a Redis that
             // is down at start-up gives 503s until it is back.
+            let watch = watch.clone();
             DeferredStore::open(Box::new(move || {
-                let store = RedisStore::connect(&url, options.clone())?;
-                Ok(Arc::new(store) as Arc<dyn Store>)
+                let store = Arc::new(RedisStore::connect(&url, options.clone())?);
+                watch.redis(&store);
+                Ok(store as Arc<dyn Store>)
             }))
         }
         StoreUrl::Postgres {

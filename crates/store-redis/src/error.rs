@@ -1,6 +1,7 @@
 //! Errors: why a store could not be set up, and how Redis's failures become
 //! the `Store` trait's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use idem_core::{BoxError, StoreError};
@@ -42,6 +43,31 @@ pub(crate) enum Failure {
     /// A record or reply that does not decode.
     #[error(transparent)]
     Store(StoreError),
+    /// The script run of the batch this operation was in failed: every
+    /// operation of the batch gets the same failure (`idem-batch`).
+    #[error(transparent)]
+    Shared(Arc<Failure>),
+    /// The task sending this operation's batch stopped without an answer,
+    /// which happens only while the runtime shuts down.
+    #[error("the store's batch task stopped before answering")]
+    LaneStopped,
+}
+
+impl idem_batch::Failure for Failure {
+    fn timed_out(budget: Duration) -> Self {
+        Failure::TimedOut(budget)
+    }
+    fn lane_stopped() -> Self {
+        Failure::LaneStopped
+    }
+    fn shared(failure: Arc<Self>) -> Self {
+        Failure::Shared(failure)
+    }
+    fn miscounted(sent: usize, answered: usize) -> Self {
+        Failure::Reply(format!(
+            "a batch of {sent} operations got {answered} answers"
+        ))
+    }
 }
 
 impl From<Failure> for StoreError {
@@ -49,6 +75,15 @@ impl From<Failure> for StoreError {
         match failure {
             Failure::Store(e) => e,
             Failure::Reply(what) => StoreError::Corrupt(what),
+            // A batch's failure, told to each of its operations: what
+            // could not be read back is corrupt for each of them, and
+            // anything else leaves each unanswered.
+            Failure::Shared(shared) => match &*shared {
+                Failure::Store(StoreError::Corrupt(what)) | Failure::Reply(what) => {
+                    StoreError::Corrupt(what.clone())
+                }
+                _ => StoreError::Unavailable(Box::new(Failure::Shared(shared))),
+            },
             other => StoreError::Unavailable(Box::new(other)),
         }
     }

@@ -147,7 +147,9 @@
 #![deny(unreachable_pub)]
 #![warn(missing_docs)]
 
+mod claims;
 mod codec;
+mod completions;
 mod conn;
 mod digits;
 mod error;
@@ -162,5 +164,6 @@ mod store;
 mod url;
 
 pub use error::ConnectError;
+pub use idem_batch::BatchStats;
 pub use options::{RedisOptions, WaitReplicas};
 pub use store::RedisStore;

@@ -29,6 +29,14 @@ pub struct RedisOptions {
     /// replicas to acknowledge it (`WAIT`) before it is acknowledged. See
     /// [`WaitReplicas`]. Default: not set.
     pub wait_replicas: Option<WaitReplicas>,
+    /// On one server, the most batches of claims (and, separately, of
+    /// completions) in flight at once. Concurrent operations that find
+    /// every lane busy queue and go in the next batch, one script run for
+    /// all of them. Default 2. Ignored on a cluster, which does not batch.
+    pub batch_lanes: usize,
+    /// On one server, the most operations in one batch (one script run).
+    /// 1 turns batching off. Default 64.
+    pub max_batch: usize,
 }
 
 /// Wait for `replicas` replicas to acknowledge a write, for at most
@@ -55,6 +63,8 @@ impl Default for RedisOptions {
             connect_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(1),
             wait_replicas: None,
+            batch_lanes: 2,
+            max_batch: 64,
         }
     }
 }
@@ -75,6 +85,18 @@ impl RedisOptions {
     /// Sets [`RedisOptions::operation_timeout`].
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;
+        self
+    }
+
+    /// Sets [`RedisOptions::batch_lanes`].
+    pub fn with_batch_lanes(mut self, lanes: usize) -> Self {
+        self.batch_lanes = lanes;
+        self
+    }
+
+    /// Sets [`RedisOptions::max_batch`].
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch;
         self
     }
 

@@ -119,3 +119,16 @@ fn unexpected(wanted: &str, got: &Value) -> Failure {
     };
     Failure::Reply(format!("expected {wanted}, got {kind}"))
 }
+
+/// The replies of a script run that did `count` operations: an array of
+/// one reply each.
+pub(crate) fn batch(value: Value, count: usize) -> Result<Vec<Value>, Failure> {
+    match value {
+        Value::Array(replies) if replies.len() == count => Ok(replies),
+        Value::Array(replies) => Err(Failure::Reply(format!(
+            "a script run of {count} operations gave {} replies",
+            replies.len()
+        ))),
+        other => Err(unexpected("an array of replies", &other)),
+    }
+}

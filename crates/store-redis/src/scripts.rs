@@ -76,3 +76,39 @@ fn command(name: &str, script: &[u8], keys: &[&str], args: &[&[u8]]) -> Cmd {
     }
     cmd
 }
+
+/// The arguments of one script run, in one buffer: a batch of operations
+/// has seven each, and copying them once beats an allocation apiece.
+pub(crate) struct ScriptArgs {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl ScriptArgs {
+    /// Room for `args` arguments of about 32 bytes.
+    pub(crate) fn with_capacity(args: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(args * 32),
+            ends: Vec::with_capacity(args),
+        }
+    }
+
+    /// Appends one argument.
+    pub(crate) fn push(&mut self, arg: &[u8]) {
+        self.bytes.extend_from_slice(arg);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The arguments, in order.
+    pub(crate) fn slices(&self) -> Vec<&[u8]> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let arg = &self.bytes[start..end];
+                start = end;
+                arg
+            })
+            .collect()
+    }
+}

@@ -2,20 +2,24 @@
 //! operation.
 
 use std::fmt;
+use std::sync::Arc;
 
+use idem_batch::{BatchStats, Batcher, Limits};
 use idem_core::{
-    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, FenceRejection, Record, RecordId,
-    Store, StoreError, Timestamp, WriteError,
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store, StoreError,
+    Timestamp, WriteError,
 };
 
-use crate::codec::{self, Head, corrupt};
+use crate::claims::Claims;
+use crate::codec::{self, corrupt};
+use crate::completions::{Completions, Written, fenced_write};
 use crate::conn::Connection;
-use crate::digits::{self, WIDTH};
+use crate::digits;
 use crate::error::{ConnectError, Failure};
 use crate::keys::{KeySpace, RecordKeys, check_prefix, fence_counter};
 use crate::options::RedisOptions;
 use crate::reply::{self, Reply};
-use crate::scripts::{self, CLAIM, COMPLETE, DELETE, RELEASE};
+use crate::scripts::{self, DELETE, RELEASE};
 use crate::url;
 
 /// The longest native TTL set on a record: 100 years. A longer (or
@@ -26,13 +30,18 @@ const MAX_NATIVE_TTL_MS: u64 = 100 * 365 * 24 * 60 * 60 * 1000;
 /// Index entries whose record expired more than this long before a claim's
 /// `now` may be dropped by that claim (see `claim.lua`): native TTL has
 /// removed the records, and no sweeper may be running to clean up after it.
-const INDEX_GRACE_MS: u64 = 60 * 60 * 1000;
+pub(crate) const INDEX_GRACE_MS: u64 = 60 * 60 * 1000;
 
 /// An idempotency store on Redis (`redis://HOST:PORT/DB`) or Redis Cluster
 /// (`redis+cluster://H1:P1,H2:P2`). See the crate docs for the design.
 pub struct RedisStore {
-    pub(crate) conn: Connection,
-    pub(crate) keys: KeySpace,
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) keys: Arc<KeySpace>,
+    /// Concurrent claims, gathered into one script run per batch (one
+    /// server only; see [`RedisStore::batching`]).
+    claims: Batcher<Claims>,
+    /// Concurrent completions, likewise.
+    completions: Batcher<Completions>,
     options: RedisOptions,
 }
 
@@ -58,11 +67,38 @@ impl RedisStore {
                 "a Redis store must be set up inside a Tokio runtime".to_owned(),
             ));
         }
+        if options.batch_lanes == 0 || options.max_batch == 0 {
+            return Err(ConnectError::InvalidOptions(
+                "batch_lanes and max_batch must be at least 1".to_owned(),
+            ));
+        }
         let target = url::parse(url)?;
-        let conn = Connection::open(target, &options)?;
+        let conn = Arc::new(Connection::open(target, &options)?);
+        let keys = Arc::new(KeySpace::new(&options.prefix));
+        let limits = Limits {
+            lanes: options.batch_lanes,
+            max_batch: options.max_batch,
+            budget: options.operation_timeout,
+        };
+        let claims = Batcher::new(
+            Claims {
+                conn: Arc::clone(&conn),
+                keys: Arc::clone(&keys),
+            },
+            limits,
+        );
+        let completions = Batcher::new(
+            Completions {
+                conn: Arc::clone(&conn),
+                keys: Arc::clone(&keys),
+            },
+            limits,
+        );
         Ok(Self {
             conn,
-            keys: KeySpace::new(&options.prefix),
+            keys,
+            claims,
+            completions,
             options,
         })
     }
@@ -85,91 +121,62 @@ impl RedisStore {
         &self.options
     }
 
+    /// Whether concurrent claims and completions are batched: on one
+    /// server, yes (unless `max_batch` is 1); on a cluster, no, since one
+    /// script may only touch the keys of one slot and a batch's records are
+    /// spread over all of them.
+    pub fn batching(&self) -> bool {
+        !self.conn.is_cluster() && self.options.max_batch > 1
+    }
+
+    /// What the batching of claims and completions has done so far: how
+    /// many script runs carried how many operations. All zero on a
+    /// cluster.
+    pub fn batch_stats(&self) -> BatchStats {
+        BatchStats::new(self.claims.counters(), self.completions.counters())
+    }
+
     async fn claim_now(&self, request: ClaimRequest) -> Result<ClaimOutcome, Failure> {
-        let keys = self.keys.record(&request.id);
-        let now = request.now.as_millis();
-        let lease_expires_at = request.lease_expires_at();
-        let expires_at = request.in_flight_expires_at();
-        let (mut ttl, mut stale) = ([0; WIDTH], [0; WIDTH]);
-        let args: [&[u8]; 7] = [
-            request.fingerprint.as_bytes(),
-            &digits::padded(now),
-            &digits::padded(expires_at.as_millis()),
-            &digits::padded(lease_expires_at.as_millis()),
-            digits::short(native_ttl(request.now, expires_at), &mut ttl),
-            &keys.member,
-            digits::short(now.saturating_sub(INDEX_GRACE_MS), &mut stale),
-        ];
-        let script_keys = [
-            keys.record.as_str(),
-            keys.bucket.fence.as_str(),
-            keys.bucket.index.as_str(),
-        ];
+        let id = request.id;
         let deadline = self.conn.deadline();
-        let value = scripts::eval(&self.conn, &CLAIM, &script_keys, &args, deadline).await?;
-        let mut reply = Reply::parse(value)?;
-        match reply.tag() {
-            b"claimed" => {
-                let fence = codec::parse_fence(reply.bytes(0)?, keys.bucket.bucket)?;
-                let takeover = reply.int(1)? == 1;
-                if let Err(e) = self.wait_for_replicas(&keys.record).await {
-                    // Not replicated: the claim may not survive a failover,
-                    // so the request must not be forwarded on it. Give it
-                    // back, so that a retry is not refused until the lease
-                    // ends; if that fails too, the lease runs out.
-                    let _ = self.release_unreplicated(&keys, fence).await;
-                    return Err(e);
-                }
-                Ok(ClaimOutcome::Claimed {
-                    fence,
-                    lease_expires_at,
-                    takeover,
-                })
+        let outcome = if self.batching() {
+            self.claims.submit(request, deadline).await?
+        } else {
+            let answers = self
+                .claims
+                .kind()
+                .claim(std::slice::from_ref(&request), deadline);
+            only(answers.await?)?
+        };
+        if let ClaimOutcome::Claimed { fence, .. } = outcome {
+            let keys = self.keys.record(&id);
+            if let Err(e) = self.wait_for_replicas(&keys.record).await {
+                // Not replicated: the claim may not survive a failover,
+                // so the request must not be forwarded on it. Give it
+                // back, so that a retry is not refused until the lease
+                // ends; if that fails too, the lease runs out.
+                let _ = self.release_unreplicated(&keys, fence).await;
+                return Err(e);
             }
-            b"mismatch" => Ok(ClaimOutcome::Mismatch {
-                expires_at: Head::decode(reply.bytes(0)?)?.expires_at,
-            }),
-            b"busy" => Ok(ClaimOutcome::Busy {
-                lease_expires_at: Head::decode(reply.bytes(0)?)?
-                    .lease_expires_at()
-                    .ok_or_else(|| corrupt("a busy record that is not in flight"))?,
-            }),
-            b"replay" => {
-                let record = reply.take(0)?;
-                Ok(ClaimOutcome::Replay {
-                    expires_at: Head::decode(&record)?.expires_at,
-                    response: codec::decode_response(&record)?,
-                })
-            }
-            _ => Err(other_reply(&reply)),
         }
+        Ok(outcome)
     }
 
     async fn complete_now(&self, completion: Completion) -> Result<(), WriteError> {
-        let keys = self.keys.record(&completion.id);
-        let expires_at = completion.expires_at();
-        let fence = fence_counter(completion.fence, keys.bucket.bucket).map(digits::padded);
-        let tail = codec::completion_tail(completion.now, &completion.response);
-        let (mut now, mut ttl) = ([0; WIDTH], [0; WIDTH]);
-        let args: [&[u8]; 7] = [
-            fence.as_ref().map_or(NO_FENCE, |f| f),
-            digits::short(completion.now.as_millis(), &mut now),
-            &digits::padded(expires_at.as_millis()),
-            digits::short(native_ttl(completion.now, expires_at), &mut ttl),
-            &tail,
-            codec::body_bytes(&completion.response.body),
-            &keys.member,
-        ];
-        let script_keys = [keys.record.as_str(), keys.bucket.index.as_str()];
+        let id = completion.id;
         let deadline = self.conn.deadline();
-        let value = scripts::eval(&self.conn, &COMPLETE, &script_keys, &args, deadline)
-            .await
-            .map_err(store_error)?;
-        fenced_write(
-            Reply::parse(value).map_err(store_error)?,
-            keys.bucket.bucket,
-        )?;
-        self.wait_for_replicas(&keys.record)
+        let written: Written = if self.batching() {
+            self.completions.submit(completion, deadline).await
+        } else {
+            let answers = self
+                .completions
+                .kind()
+                .complete(std::slice::from_ref(&completion), deadline);
+            answers.await.and_then(only)
+        }
+        .map_err(store_error)?;
+        written.map_err(WriteError::Fenced)?;
+        self.wait_for_replicas(&self.keys.record(&id).record)
             .await
             .map_err(store_error)
     }
@@ -198,6 +205,8 @@ impl RedisStore {
             Reply::parse(value).map_err(store_error)?,
             keys.bucket.bucket,
         )
+        .map_err(store_error)?
+        .map_err(WriteError::Fenced)
     }
 
     /// Reads one record by its keys, expired or not.
@@ -260,7 +269,7 @@ impl RedisStore {
 /// `now`: relative, so that Redis's clock and the caller's need not agree,
 /// at least a millisecond (`SET ... PX 0` is an error) and at most
 /// [`MAX_NATIVE_TTL_MS`].
-fn native_ttl(now: Timestamp, expires_at: Timestamp) -> u64 {
+pub(crate) fn native_ttl(now: Timestamp, expires_at: Timestamp) -> u64 {
     expires_at
         .as_millis()
         .saturating_sub(now.as_millis())
@@ -270,27 +279,19 @@ fn native_ttl(now: Timestamp, expires_at: Timestamp) -> u64 {
 /// The fence argument when the caller's fence was given out for another
 /// bucket, and so can never be this record's, whatever its counter: it
 /// never equals a record's 20-digit counter.
-const NO_FENCE: &[u8] = b"-";
+pub(crate) const NO_FENCE: &[u8] = b"-";
 
-/// Maps a complete or release script's reply.
-fn fenced_write(reply: Reply, bucket: u16) -> Result<(), WriteError> {
-    let rejection = match reply.tag() {
-        b"ok" => return Ok(()),
-        b"gone" => FenceRejection::Gone,
-        b"done" => FenceRejection::AlreadyCompleted,
-        b"taken" => {
-            let current = reply.bytes(0).map_err(store_error)?;
-            FenceRejection::TakenOver {
-                current: codec::parse_fence(current, bucket)?,
-            }
-        }
-        _ => return Err(store_error(other_reply(&reply))),
-    };
-    Err(WriteError::Fenced(rejection))
+/// The one answer of a batch of one.
+fn only<T>(answers: Vec<Result<T, Failure>>) -> Result<T, Failure> {
+    // `reply::batch` checked that there is exactly one.
+    answers
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| Err(Failure::Reply("a script run gave no reply".to_owned())))
 }
 
 /// A `corrupt` reply, or a tag no script sends.
-fn other_reply(reply: &Reply) -> Failure {
+pub(crate) fn other_reply(reply: &Reply) -> Failure {
     if reply.tag() == b"corrupt" {
         let what = reply
             .bytes(0)

@@ -34,7 +34,7 @@ pub use admin::AdminToken;
 pub use error::ConfigError;
 pub use settings::Settings;
 pub use store::{StoreUrl, StoreUrlError};
-pub use store_tuning::PostgresTuning;
+pub use store_tuning::StoreTuning;
 
 #[cfg(test)]
 pub(crate) use error::{env_name, flag_name};

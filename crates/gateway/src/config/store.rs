@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::store_tuning::PostgresTuning;
+use super::store_tuning::StoreTuning;
 
 /// The store the gateway keeps its records in.
 ///
@@ -12,9 +12,10 @@ use super::store_tuning::PostgresTuning;
 /// `redis+cluster://H1:P1,H2:P2` or `postgres://…`. A shared store's URL may
 /// carry idem's own `prefix=NAME` query parameter: the prefix of every Redis
 /// key (default `idem:`) or of PostgreSQL's table names (default `idem_`), so
-/// that several deployments can share one server. A PostgreSQL URL may also
-/// carry idem's `pool_size=`, `batch_lanes=` and `max_batch=`
-/// ([`PostgresTuning`]); its other query parameters go to the driver.
+/// that several deployments can share one server. Both may carry idem's
+/// `batch_lanes=` and `max_batch=`, and a PostgreSQL URL also `pool_size=`
+/// ([`StoreTuning`]); a PostgreSQL URL's other query parameters go to the
+/// driver, and a Redis URL takes no others.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreUrl {
     /// `memory:`: in this process only; nothing survives a restart.
@@ -28,6 +29,8 @@ pub enum StoreUrl {
         url: String,
         /// The key prefix, if the URL named one.
         prefix: Option<String>,
+        /// The batching settings the URL named.
+        tuning: StoreTuning,
     },
     /// `postgres://…`: shared by many gateways.
     Postgres {
@@ -37,7 +40,7 @@ pub enum StoreUrl {
         /// The table-name prefix, if the URL named one.
         prefix: Option<String>,
         /// The pool and batching settings the URL named.
-        tuning: PostgresTuning,
+        tuning: StoreTuning,
     },
 }
 
@@ -57,8 +60,12 @@ impl fmt::Display for StoreUrl {
         match self {
             StoreUrl::Memory => f.write_str("memory:"),
             StoreUrl::Embedded(path) => write!(f, "embedded:{}", path.display()),
-            StoreUrl::Redis { url, prefix } => write_shared(f, url, prefix, ""),
-            StoreUrl::Postgres {
+            StoreUrl::Redis {
+                url,
+                prefix,
+                tuning,
+            }
+            | StoreUrl::Postgres {
                 url,
                 prefix,
                 tuning,
@@ -121,12 +128,17 @@ impl FromStr for StoreUrl {
             }
             "embedded" => Ok(StoreUrl::Embedded(PathBuf::from(rest))),
             "redis" | "redis+cluster" => {
-                let (url, prefix) = split_prefix(text, None)?;
-                Ok(StoreUrl::Redis { url, prefix })
+                let mut tuning = StoreTuning::default();
+                let (url, prefix) = split_params(text, &mut tuning, Driver::Redis)?;
+                Ok(StoreUrl::Redis {
+                    url,
+                    prefix,
+                    tuning,
+                })
             }
             "postgres" | "postgresql" => {
-                let mut tuning = PostgresTuning::default();
-                let (url, prefix) = split_prefix(text, Some(&mut tuning))?;
+                let mut tuning = StoreTuning::default();
+                let (url, prefix) = split_params(text, &mut tuning, Driver::Postgres)?;
                 Ok(StoreUrl::Postgres {
                     url,
                     prefix,
@@ -145,13 +157,21 @@ impl FromStr for StoreUrl {
     }
 }
 
-/// Takes idem's own query parameters off a shared store's URL: `prefix=`,
-/// and for PostgreSQL (`tuning` given) its pool and batching settings.
-/// Other parameters stay on a PostgreSQL URL (its driver reads them) and
-/// are refused on a Redis one (Redis takes none).
-fn split_prefix(
+/// Which driver a shared store's URL goes to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Driver {
+    Redis,
+    Postgres,
+}
+
+/// Takes idem's own query parameters off a shared store's URL: `prefix=`
+/// and the tuning (`pool_size=` for PostgreSQL only). Other parameters stay
+/// on a PostgreSQL URL (its driver reads them) and are refused on a Redis
+/// one (the client takes none).
+fn split_params(
     text: &str,
-    mut tuning: Option<&mut PostgresTuning>,
+    tuning: &mut StoreTuning,
+    driver: Driver,
 ) -> Result<(String, Option<String>), StoreUrlError> {
     let Some((base, query)) = text.split_once('?') else {
         return Ok((text.to_owned(), None));
@@ -159,25 +179,30 @@ fn split_prefix(
     let mut prefix = None;
     let mut others = Vec::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("prefix", value)) if !value.is_empty() && !value.contains(['{', '}']) => {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match name {
+            "prefix" if !value.is_empty() && !value.contains(['{', '}']) => {
                 prefix = Some(value.to_owned());
             }
-            Some(("prefix", _)) => {
+            "prefix" => {
                 return Err(StoreUrlError(
                     "prefix= must be non-empty and must not contain '{' or '}'".to_owned(),
                 ));
             }
-            Some((name, value))
-                if tuning
-                    .as_deref_mut()
-                    .map(|t| t.take(name, value))
-                    .transpose()?
-                    == Some(true) => {}
-            _ if tuning.is_some() => others.push(pair),
+            "pool_size" if driver == Driver::Redis => {
+                return Err(StoreUrlError(
+                    "a redis store has no pool (one connection per server carries every \
+                     operation); it takes prefix=, batch_lanes= and max_batch="
+                        .to_owned(),
+                ));
+            }
+            _ if tuning.take(name, value)? => {}
+            _ if driver == Driver::Postgres => others.push(pair),
             _ => {
                 return Err(StoreUrlError(
-                    "a redis store URL takes only the query parameter prefix=NAME".to_owned(),
+                    "a redis store URL takes only the query parameters prefix=, \
+                     batch_lanes= and max_batch="
+                        .to_owned(),
                 ));
             }
         }
@@ -234,6 +259,7 @@ mod tests {
                 StoreUrl::Redis {
                     url: "redis://127.0.0.1:6379/0".into(),
                     prefix: None,
+                    tuning: StoreTuning::default(),
                 },
             ),
             (
@@ -241,7 +267,7 @@ mod tests {
                 StoreUrl::Postgres {
                     url: "postgres://u@h/test?sslmode=disable".into(),
                     prefix: Some("t1_".into()),
-                    tuning: PostgresTuning::default(),
+                    tuning: StoreTuning::default(),
                 },
             ),
             (
@@ -249,6 +275,19 @@ mod tests {
                 StoreUrl::Redis {
                     url: "redis+cluster://a:1,b:2".into(),
                     prefix: Some("t1:".into()),
+                    tuning: StoreTuning::default(),
+                },
+            ),
+            (
+                "redis://h:6379/0?max_batch=1&batch_lanes=3",
+                StoreUrl::Redis {
+                    url: "redis://h:6379/0".into(),
+                    prefix: None,
+                    tuning: StoreTuning {
+                        pool_size: None,
+                        batch_lanes: Some(3),
+                        max_batch: Some(1),
+                    },
                 },
             ),
         ];
@@ -260,13 +299,11 @@ mod tests {
             ("memory", "not a store URL"),
             ("memory:x", "takes no path"),
             ("embedded:", "needs a directory"),
-            ("redis://h:6379/0?db=2", "only the query parameter prefix"),
+            ("redis://h:6379/0?db=2", "only the query parameters prefix="),
             ("redis://h:6379/0?prefix=", "prefix= must be non-empty"),
             ("redis://h:6379/0?prefix={x}", "must not contain"),
-            (
-                "redis://h:6379/0?pool_size=4",
-                "only the query parameter prefix",
-            ),
+            ("redis://h:6379/0?pool_size=4", "a redis store has no pool"),
+            ("redis://h:6379/0?batch_lanes=0", "batch_lanes= must be"),
             ("postgres://u:secret@h/db?pool_size=0", "pool_size= must be"),
             ("postgres://u:secret@h/db?max_batch=5000", "from 1 to 1024"),
             ("rediss://u:secret@h/0", "rediss://) is not built"),
@@ -297,7 +334,7 @@ mod tests {
         assert_eq!(prefix.as_deref(), Some("t_"));
         assert_eq!(
             *tuning,
-            PostgresTuning {
+            StoreTuning {
                 pool_size: Some(32),
                 batch_lanes: Some(2),
                 max_batch: Some(128),

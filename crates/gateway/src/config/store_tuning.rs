@@ -1,5 +1,6 @@
-//! idem's own tuning parameters on a PostgreSQL store URL: the pool size
-//! and the batching of claims and completions (see docs/stores-postgres.md).
+//! idem's own tuning parameters on a shared store's URL: the batching of
+//! claims and completions (PostgreSQL and Redis) and the pool size
+//! (PostgreSQL only; see docs/stores-postgres.md and docs/stores-redis.md).
 //! They are taken off the URL before it reaches the driver, which would
 //! refuse them.
 
@@ -7,25 +8,27 @@ use std::fmt;
 
 use super::store::StoreUrlError;
 
-/// The largest `max_batch` the store accepts (`idem_store_postgres`
-/// refuses more, and one statement with more rows gains nothing).
+/// The largest `max_batch` the gateway accepts: one statement or script
+/// run with more operations gains nothing, and holds Redis (which runs a
+/// script alone) for longer.
 const MAX_BATCH: usize = 1024;
 
-/// Settings of the PostgreSQL store given on its URL; `None` keeps the
-/// store's default.
+/// Settings of a shared store given on its URL; `None` keeps the store's
+/// default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PostgresTuning {
-    /// `pool_size=N`: the most connections the pool opens (default 16).
+pub struct StoreTuning {
+    /// `pool_size=N`: the most connections the pool opens (PostgreSQL
+    /// only; default 16).
     pub pool_size: Option<usize>,
     /// `batch_lanes=N`: batches of claims (and of completions) in flight at
-    /// once (default 4).
+    /// once (default 2).
     pub batch_lanes: Option<usize>,
-    /// `max_batch=N`: the most operations one batch statement carries
-    /// (default 64, at most 1024; 1 turns batching off).
+    /// `max_batch=N`: the most operations one batch statement or script
+    /// run carries (default 64, at most 1024; 1 turns batching off).
     pub max_batch: Option<usize>,
 }
 
-impl PostgresTuning {
+impl StoreTuning {
     /// Takes `name=value` if it is one of these parameters. `Ok(false)`:
     /// not one of ours, it goes to the driver.
     pub(crate) fn take(&mut self, name: &str, value: &str) -> Result<bool, StoreUrlError> {
@@ -51,7 +54,7 @@ impl PostgresTuning {
 }
 
 /// The parameters that were set, as `name=value` joined by `&`.
-impl fmt::Display for PostgresTuning {
+impl fmt::Display for StoreTuning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let set = [
             ("pool_size", self.pool_size),
@@ -78,7 +81,7 @@ mod tests {
 
     #[test]
     fn parameters_are_taken_checked_and_shown() {
-        let mut tuning = PostgresTuning::default();
+        let mut tuning = StoreTuning::default();
         assert_eq!(tuning.take("sslmode", "disable"), Ok(false));
         assert_eq!(tuning.take("pool_size", "32"), Ok(true));
         assert_eq!(tuning.take("max_batch", "1"), Ok(true));
@@ -109,6 +112,6 @@ mod tests {
             let error = tuning.take(name, value).unwrap_err();
             assert_eq!(error.to_string(), message);
         }
-        assert_eq!(PostgresTuning::default().to_string(), "");
+        assert_eq!(StoreTuning::default().to_string(), "");
     }
 }

@@ -1,7 +1,11 @@
--- claim.lua: decides a claim (idem_core::decide_claim) and, when the
--- decision is to execute, writes the in-flight record with a new fence, in
--- one atomic step.
+-- claim.lua: decides claims (idem_core::decide_claim) and, for each one
+-- whose decision is to execute, writes the in-flight record with a new
+-- fence, in one atomic step. One run decides one claim or a batch of them
+-- (of distinct records, on one server; a cluster client sends them one at
+-- a time), each exactly as if it ran alone, in the order given.
 --
+-- Claim i (from 0) has KEYS[3i+1 .. 3i+3] and ARGV[7i+1 .. 7i+7]; they are
+-- named here as for the first claim:
 -- KEYS[1]  the record (a string, format 2: see codec.rs for the offsets)
 -- KEYS[2]  the bucket's fence counter (a string holding an integer)
 -- KEYS[3]  the bucket's index (zset: raw id -> -expires_at in flight,
@@ -15,7 +19,8 @@
 -- ARGV[7]  index entries whose records expired at or before this (ms) are
 --          dropped, now and then (see below)
 --
--- Replies, first element a tag:
+-- The reply holds one reply per claim, in order, each an array whose first
+-- element is a tag:
 --   {'claimed', fence counter, takeover 0|1}
 --   {'mismatch', record head}  {'busy', record head}
 --   {'replay', record}         {'corrupt', what}
@@ -25,95 +30,103 @@
 -- Every time is the caller's, passed in: the decision never reads the Redis
 -- clock. The Redis clock is read only to give a new fence a floor.
 
-local rec_key, fence_key, index = KEYS[1], KEYS[2], KEYS[3]
-local now = tonumber(ARGV[2])
+local function claim(k, a)
+  local rec_key, fence_key, index = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local now = tonumber(ARGV[a + 2])
 
--- pcall: a key of another type (a format-1 hash) is corrupt, not an error.
-local rec = redis.pcall('GET', rec_key)
-if type(rec) == 'table' then
-  return {'corrupt', 'the record is not a string (record format 1?)'}
-end
-
-local takeover = 0
--- A record that exists but has expired is absent: it is overwritten below
--- as if it were not there (no takeover, a new fingerprint is fine).
-if rec then
-  if string.sub(rec, 1, 1) ~= '2' or #rec < 114 then
-    return {'corrupt', 'record format version ' .. string.sub(rec, 1, 1)}
+  -- pcall: a key of another type (a format-1 hash) is corrupt, not an error.
+  local rec = redis.pcall('GET', rec_key)
+  if type(rec) == 'table' then
+    return {'corrupt', 'the record is not a string (record format 1?)'}
   end
-  local expires = tonumber(string.sub(rec, 75, 94))
-  if not expires then
-    return {'corrupt', 'expires_at is not a number'}
+
+  local takeover = 0
+  -- A record that exists but has expired is absent: it is overwritten below
+  -- as if it were not there (no takeover, a new fingerprint is fine).
+  if rec then
+    if string.sub(rec, 1, 1) ~= '2' or #rec < 114 then
+      return {'corrupt', 'record format version ' .. string.sub(rec, 1, 1)}
+    end
+    local expires = tonumber(string.sub(rec, 75, 94))
+    if not expires then
+      return {'corrupt', 'expires_at is not a number'}
+    end
+    if expires > now then
+      -- The fingerprint comes before the state: a changed payload is told so
+      -- even while the first request runs.
+      if string.sub(rec, 3, 34) ~= ARGV[a + 1] then
+        return {'mismatch', string.sub(rec, 1, 114)}
+      end
+      local state = string.sub(rec, 2, 2)
+      if state == 'C' then
+        return {'replay', rec}
+      elseif state ~= 'F' then
+        return {'corrupt', 'unknown state'}
+      end
+      local lease = tonumber(string.sub(rec, 95, 114))
+      if not lease then
+        return {'corrupt', 'lease_expires_at is not a number'}
+      end
+      if lease > now then
+        return {'busy', rec}
+      end
+      takeover = 1
+    end
   end
-  if expires > now then
-    -- The fingerprint comes before the state: a changed payload is told so
-    -- even while the first request runs.
-    if string.sub(rec, 3, 34) ~= ARGV[1] then
-      return {'mismatch', string.sub(rec, 1, 114)}
-    end
-    local state = string.sub(rec, 2, 2)
-    if state == 'C' then
-      return {'replay', rec}
-    elseif state ~= 'F' then
-      return {'corrupt', 'unknown state'}
-    end
-    local lease = tonumber(string.sub(rec, 95, 114))
-    if not lease then
-      return {'corrupt', 'lease_expires_at is not a number'}
-    end
-    if lease > now then
-      return {'busy', rec}
-    end
-    takeover = 1
+
+  -- The new fence counter: one more than the largest this bucket ever gave
+  -- out, and never below the server clock in microseconds, so that fences
+  -- keep growing even if the counter key is lost (a restart without
+  -- persistence, a failover that lost writes, a FLUSHALL). The clock is
+  -- nearly always ahead of the last counter, so it is written at once and
+  -- the old value read in the same call (SET ... GET); only when it is not
+  -- (two claims in one microsecond, a clock that stepped back) is the
+  -- counter written again. Counters stay below 2^53, so Lua's doubles hold
+  -- them exactly; '%020.0f' writes the 20 zero-padded digits of codec.rs.
+  local t = redis.call('TIME')
+  local counter = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local fence = string.format('%020.0f', counter)
+  local last = tonumber(redis.call('SET', fence_key, fence, 'GET') or '0') or 0
+  if last >= counter then
+    counter = last + 1
+    fence = string.format('%020.0f', counter)
+    redis.call('SET', fence_key, fence)
   end
-end
 
--- The new fence counter: one more than the largest this bucket ever gave
--- out, and never below the server clock in microseconds, so that fences
--- keep growing even if the counter key is lost (a restart without
--- persistence, a failover that lost writes, a FLUSHALL). The clock is
--- nearly always ahead of the last counter, so it is written at once and
--- the old value read in the same call (SET ... GET); only when it is not
--- (two claims in one microsecond, a clock that stepped back) is the
--- counter written again. Counters stay below 2^53, so Lua's doubles hold
--- them exactly; '%020.0f' writes the 20 zero-padded digits of codec.rs.
-local t = redis.call('TIME')
-local counter = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local fence = string.format('%020.0f', counter)
-local last = tonumber(redis.call('SET', fence_key, fence, 'GET') or '0') or 0
-if last >= counter then
-  counter = last + 1
-  fence = string.format('%020.0f', counter)
-  redis.call('SET', fence_key, fence)
-end
-
-local value
-if takeover == 1 then
-  -- Same request, lease lapsed: a new holder, a new lease; the record keeps
-  -- its fingerprint and creation time.
-  value = '2F' .. string.sub(rec, 3, 34) .. fence .. string.sub(rec, 55, 74)
-    .. ARGV[3] .. ARGV[4]
-else
-  value = '2F' .. ARGV[1] .. fence .. ARGV[2] .. ARGV[3] .. ARGV[4]
-end
-redis.call('SET', rec_key, value, 'PX', ARGV[5])
-redis.call('ZADD', index, '-' .. ARGV[3], ARGV[6])
-
--- Keep the index bounded without a sweeper: Redis deletes records by TTL
--- but not their index entries. Entries of records that expired before
--- ARGV[7] (an hour ago) have |score| <= ARGV[7]: live in-flight entries
--- score below -now and live completed ones above now, so one range holds
--- exactly the stale ones. Looking costs a call, so only one claim in 16
--- looks (the counter's low bits are the clock's microseconds, or count
--- claims in a busy bucket); it then drops up to 64 entries. Each claim adds
--- at most one entry, so cleaning outpaces growth fourfold on average, and
--- a purge (the gateway's sweeper) drops stale entries too.
-if counter % 16 == 0 then
-  local stale = redis.call('ZRANGEBYSCORE', index, '-' .. ARGV[7], ARGV[7],
-    'LIMIT', 0, 64)
-  if #stale > 0 then
-    redis.call('ZREM', index, unpack(stale))
+  local value
+  if takeover == 1 then
+    -- Same request, lease lapsed: a new holder, a new lease; the record keeps
+    -- its fingerprint and creation time.
+    value = '2F' .. string.sub(rec, 3, 34) .. fence .. string.sub(rec, 55, 74)
+      .. ARGV[a + 3] .. ARGV[a + 4]
+  else
+    value = '2F' .. ARGV[a + 1] .. fence .. ARGV[a + 2] .. ARGV[a + 3] .. ARGV[a + 4]
   end
+  redis.call('SET', rec_key, value, 'PX', ARGV[a + 5])
+  redis.call('ZADD', index, '-' .. ARGV[a + 3], ARGV[a + 6])
+
+  -- Keep the index bounded without a sweeper: Redis deletes records by TTL
+  -- but not their index entries. Entries of records that expired before
+  -- ARGV[7] (an hour ago) have |score| <= ARGV[7]: live in-flight entries
+  -- score below -now and live completed ones above now, so one range holds
+  -- exactly the stale ones. Looking costs a call, so only one claim in 16
+  -- looks (the counter's low bits are the clock's microseconds, or count
+  -- claims in a busy bucket); it then drops up to 64 entries. Each claim adds
+  -- at most one entry, so cleaning outpaces growth fourfold on average, and
+  -- a purge (the gateway's sweeper) drops stale entries too.
+  if counter % 16 == 0 then
+    local stale = redis.call('ZRANGEBYSCORE', index, '-' .. ARGV[a + 7], ARGV[a + 7],
+      'LIMIT', 0, 64)
+    if #stale > 0 then
+      redis.call('ZREM', index, unpack(stale))
+    end
+  end
+
+  return {'claimed', fence, takeover}
 end
 
-return {'claimed', fence, takeover}
+local replies = {}
+for i = 0, #KEYS / 3 - 1 do
+  replies[i + 1] = claim(3 * i, 7 * i)
+end
+return replies

@@ -1,0 +1,114 @@
+//! Completions, one or a batch of them in one run of `complete.lua`, read
+//! back into one answer each: written, or fenced out.
+//!
+//! As for claims (`claims.rs`): each completion of a batch is decided as
+//! it would be alone, in one atomic script run, and waiting for replicas
+//! stays with each caller.
+
+use std::sync::Arc;
+
+use idem_core::{BoxFuture, Completion, FenceRejection, RecordId};
+use tokio::time::Instant;
+
+use crate::codec;
+use crate::conn::Connection;
+use crate::digits::{self, WIDTH};
+use crate::error::Failure;
+use crate::keys::{KeySpace, RecordKeys, fence_counter};
+use crate::reply::{self, Reply};
+use crate::scripts::{self, COMPLETE, ScriptArgs};
+use crate::store::{NO_FENCE, native_ttl, other_reply};
+
+/// One completion's answer: written, or fenced out.
+pub(crate) type Written = Result<(), FenceRejection>;
+
+/// Runs completions on one store's connection and keys.
+pub(crate) struct Completions {
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) keys: Arc<KeySpace>,
+}
+
+impl idem_batch::Kind for Completions {
+    type Job = Completion;
+    type Output = Written;
+    type Error = Failure;
+
+    fn id(job: &Completion) -> RecordId {
+        job.id
+    }
+
+    fn run<'a>(
+        &'a self,
+        jobs: &'a [Completion],
+        deadline: Instant,
+    ) -> BoxFuture<'a, idem_batch::Answers<Written, Failure>> {
+        Box::pin(self.complete(jobs, deadline))
+    }
+}
+
+impl Completions {
+    /// Sends `jobs` (distinct records) in one script run.
+    pub(crate) async fn complete(
+        &self,
+        jobs: &[Completion],
+        deadline: Instant,
+    ) -> idem_batch::Answers<Written, Failure> {
+        let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| self.keys.record(&j.id)).collect();
+        let mut args = ScriptArgs::with_capacity(jobs.len() * 7);
+        for (job, keys) in jobs.iter().zip(&keys) {
+            push_args(&mut args, job, keys);
+        }
+        let script_keys: Vec<&str> = keys
+            .iter()
+            .flat_map(|k| [k.record.as_str(), k.bucket.index.as_str()])
+            .collect();
+        let value = scripts::eval(
+            &self.conn,
+            &COMPLETE,
+            &script_keys,
+            &args.slices(),
+            deadline,
+        )
+        .await?;
+        let replies = reply::batch(value, jobs.len())?;
+        Ok(replies
+            .into_iter()
+            .zip(&keys)
+            .map(|(value, keys)| fenced_write(Reply::parse(value)?, keys.bucket.bucket))
+            .collect())
+    }
+}
+
+/// One completion's seven arguments (see `complete.lua`).
+fn push_args(args: &mut ScriptArgs, completion: &Completion, keys: &RecordKeys<'_>) {
+    let expires_at = completion.expires_at();
+    let fence = fence_counter(completion.fence, keys.bucket.bucket).map(digits::padded);
+    let mut buf = [0; WIDTH];
+    args.push(fence.as_ref().map_or(NO_FENCE, |f| f));
+    args.push(digits::short(completion.now.as_millis(), &mut buf));
+    args.push(&digits::padded(expires_at.as_millis()));
+    args.push(digits::short(
+        native_ttl(completion.now, expires_at),
+        &mut buf,
+    ));
+    args.push(&codec::completion_tail(
+        completion.now,
+        &completion.response,
+    ));
+    args.push(codec::body_bytes(&completion.response.body));
+    args.push(&keys.member);
+}
+
+/// Maps a complete or release script's reply.
+pub(crate) fn fenced_write(reply: Reply, bucket: u16) -> Result<Written, Failure> {
+    let rejection = match reply.tag() {
+        b"ok" => return Ok(Ok(())),
+        b"gone" => FenceRejection::Gone,
+        b"done" => FenceRejection::AlreadyCompleted,
+        b"taken" => FenceRejection::TakenOver {
+            current: codec::parse_fence(reply.bytes(0)?, bucket)?,
+        },
+        _ => return Err(other_reply(&reply)),
+    };
+    Ok(Err(rejection))
+}
