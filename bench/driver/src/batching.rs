@@ -1,7 +1,8 @@
 //! What the store's batching gathered in a scenario, read from the
 //! gateway's `/metrics` after the load ran: operations per batch, and for
-//! the embedded store operations per `fdatasync`. Only the embedded and
-//! PostgreSQL stores batch; for the others there is nothing to read.
+//! the embedded store operations per `fdatasync`. The embedded,
+//! PostgreSQL and (one-server) Redis stores batch; for the others there is
+//! nothing to read.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,7 +16,7 @@ use serde::Serialize;
 pub(crate) struct Batching {
     pub(crate) batches: u64,
     pub(crate) operations: u64,
-    /// The embedded store's syncs; `None` for PostgreSQL.
+    /// The embedded store's syncs; `None` for PostgreSQL and Redis.
     pub(crate) syncs: Option<u64>,
 }
 
