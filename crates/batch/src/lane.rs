@@ -39,7 +39,7 @@ impl<K: Kind> Lane<K> {
             let Taken { batch, expired } = {
                 let mut queue = self.shared.queue();
                 queue.finish(self.busy.drain(..));
-                let taken = queue.take(limits.max_batch, Instant::now());
+                let taken = queue.take(limits.max_batch, Instant::now(), K::EXCLUSIVE_IDS);
                 if taken.batch.is_empty() {
                     // Under the same lock as the `take` that found nothing:
                     // an operation queued after this sees a free place and

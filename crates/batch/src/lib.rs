@@ -33,8 +33,9 @@
 //! - Each operation keeps its own bound: the caller waits at most until its
 //!   deadline; an operation still queued at its deadline is not sent; a
 //!   batch runs under the earliest deadline of its members.
-//! - Two operations on one record id never share a batch or run in two
-//!   batches at once; they run in the order they arrived.
+//! - Where the store asks for it ([`Kind::EXCLUSIVE_IDS`]), two operations
+//!   on one record id never share a batch or run in two batches at once;
+//!   they run in the order they arrived.
 //!
 //! # Cancellation
 //!
@@ -68,10 +69,20 @@ pub trait Kind: Send + Sync + 'static {
     /// The store's failure.
     type Error: Failure;
 
+    /// Whether an id may have only one operation in flight: batches never
+    /// hold two operations on one id, nor run while another lane runs one
+    /// on it. PostgreSQL needs this (one statement cannot update a row
+    /// twice). A store whose batch decides its operations one after the
+    /// other, in order, like a Redis script, does not, and without it a
+    /// burst on one hot id (replays of one key) goes out in one batch
+    /// instead of one round trip per operation.
+    const EXCLUSIVE_IDS: bool = true;
+
     /// The record the operation is about.
     fn id(job: &Self::Job) -> RecordId;
 
-    /// Runs `jobs` (distinct ids, at least one) as one batch, every round
+    /// Runs `jobs` (at least one; distinct ids if [`Kind::EXCLUSIVE_IDS`])
+    /// as one batch, every round
     /// trip bounded by `deadline`.
     fn run<'a>(
         &'a self,

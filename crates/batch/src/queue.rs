@@ -10,7 +10,8 @@
 //! - operations whose caller has gone (its future was dropped): dropped
 //!   unsent, since nobody would hear the answer;
 //! - operations whose deadline has passed: answered `Unavailable` unsent;
-//! - operations on a record id that is already in this batch or in a batch
+//! - when ids are exclusive (the store's [`crate::Kind::EXCLUSIVE_IDS`]),
+//!   operations on a record id that is already in this batch or in a batch
 //!   another lane is running: they stay where they are and go in a later
 //!   batch. Two operations on one id must be decided in the order they
 //!   arrived, which two batches running at once would not promise (and
@@ -90,8 +91,9 @@ impl<J, R> Queue<J, R> {
     }
 
     /// Takes the next batch of at most `max` operations (see the module
-    /// docs for the rule).
-    pub(crate) fn take(&mut self, max: usize, now: Instant) -> Taken<J, R> {
+    /// docs for the rule); `exclusive` keeps each id to one operation in
+    /// flight.
+    pub(crate) fn take(&mut self, max: usize, now: Instant, exclusive: bool) -> Taken<J, R> {
         let mut batch = Vec::new();
         let mut expired = Vec::new();
         // Operations passed over, in order, put back in front at the end.
@@ -107,11 +109,10 @@ impl<J, R> Queue<J, R> {
                 expired.push(pending);
                 continue;
             }
-            if self.busy.contains(&pending.id) {
+            if exclusive && !self.busy.insert(pending.id) {
                 deferred.push(pending);
                 continue;
             }
-            self.busy.insert(pending.id);
             batch.push(pending);
         }
         for pending in deferred.into_iter().rev() {
@@ -182,12 +183,12 @@ mod tests {
             receivers.push(rx);
             q.push(p, 1);
         }
-        let taken = q.take(3, now);
+        let taken = q.take(3, now, true);
         assert_eq!(jobs(&taken.batch), [0, 1, 2]);
         assert!(taken.expired.is_empty());
         assert_eq!(q.len(), 2);
         // The ids of a running batch are busy, the others are not.
-        let taken = q.take(3, now);
+        let taken = q.take(3, now, true);
         assert_eq!(jobs(&taken.batch), [3, 4]);
     }
 
@@ -203,15 +204,15 @@ mod tests {
             receivers.push(rx);
             q.push(p, 1);
         }
-        let first = q.take(64, now);
+        let first = q.take(64, now, true);
         assert_eq!(jobs(&first.batch), [0, 2, 4], "one operation per id");
         // While the first batch runs, its ids stay busy: nothing to take.
-        assert!(q.take(64, now).batch.is_empty());
+        assert!(q.take(64, now, true).batch.is_empty());
         q.finish(first.batch.iter().map(|p| p.id));
-        let second = q.take(64, now);
+        let second = q.take(64, now, true);
         assert_eq!(jobs(&second.batch), [1], "the next of key a, and only it");
         q.finish(second.batch.iter().map(|p| p.id));
-        assert_eq!(jobs(&q.take(64, now).batch), [3]);
+        assert_eq!(jobs(&q.take(64, now, true).batch), [3]);
         assert_eq!(q.len(), 0);
     }
 
@@ -227,9 +228,24 @@ mod tests {
             q.push(p, 1);
         }
         drop(gone_rx);
-        let taken = q.take(64, now);
+        let taken = q.take(64, now, true);
         assert_eq!(jobs(&taken.batch), [3]);
         assert_eq!(jobs(&taken.expired), [1]);
         assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn without_exclusive_ids_one_id_may_fill_a_batch() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        for (job, key) in [1, 1, 2, 1].into_iter().enumerate() {
+            let (p, rx) = pending(key, job as u32, later);
+            receivers.push(rx);
+            q.push(p, 1);
+        }
+        assert_eq!(jobs(&q.take(3, now, false).batch), [0, 1, 2]);
+        assert_eq!(jobs(&q.take(3, now, false).batch), [3], "not held back");
     }
 }

@@ -30,6 +30,9 @@ impl idem_batch::Kind for Claims {
     type Job = ClaimRequest;
     type Output = ClaimOutcome;
     type Error = Failure;
+    // The script decides a batch's operations one after the other, so two
+    // on one record (a burst of retries of one key) may share a run.
+    const EXCLUSIVE_IDS: bool = false;
 
     fn id(job: &ClaimRequest) -> RecordId {
         job.id
@@ -45,7 +48,7 @@ impl idem_batch::Kind for Claims {
 }
 
 impl Claims {
-    /// Sends `jobs` (distinct records) in one script run.
+    /// Sends `jobs` in one script run, decided in order.
     pub(crate) async fn claim(
         &self,
         jobs: &[ClaimRequest],

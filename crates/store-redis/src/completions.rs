@@ -32,6 +32,9 @@ impl idem_batch::Kind for Completions {
     type Job = Completion;
     type Output = Written;
     type Error = Failure;
+    // The script decides a batch's operations one after the other, so two
+    // on one record (a burst of retries of one key) may share a run.
+    const EXCLUSIVE_IDS: bool = false;
 
     fn id(job: &Completion) -> RecordId {
         job.id
@@ -47,7 +50,7 @@ impl idem_batch::Kind for Completions {
 }
 
 impl Completions {
-    /// Sends `jobs` (distinct records) in one script run.
+    /// Sends `jobs` in one script run, decided in order.
     pub(crate) async fn complete(
         &self,
         jobs: &[Completion],

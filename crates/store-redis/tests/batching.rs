@@ -30,6 +30,10 @@ const GATE: Duration = Duration::from_millis(1200);
 /// 2-core machine.
 const SETTLE: Duration = Duration::from_millis(200);
 
+/// Held by each test for its whole run: a gate stops every other client
+/// of Redis, so the tests of this file take turns.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Keeps Redis busy for [`GATE`], from another connection.
 fn close_gate(url: &str) -> JoinHandle<()> {
     let client = redis::Client::open(url).expect("client");
@@ -80,6 +84,7 @@ async fn one_script_run_answers_each_claim_and_completion_as_if_alone() {
     let Some(url) = common::url_or_skip(common::REDIS_URL, "Redis batching test") else {
         return;
     };
+    let _turn = TURN.lock().await;
     let prefix = common::unique_prefix("batching");
     let options = RedisOptions::default()
         .with_prefix(prefix.clone())
@@ -230,5 +235,48 @@ async fn one_script_run_answers_each_claim_and_completion_as_if_alone() {
         "the first completion, then one script run for the 38: {after:?}"
     );
     assert_eq!(after.largest_completion_batch, 38);
+    common::cleanup(&url, &prefix).await;
+}
+
+/// A burst of claims of one key queued behind a busy lane goes out as one
+/// script run, not one round trip each, and is decided in order: the first
+/// claims the record, every later one finds it in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_on_one_key_shares_one_script_run() {
+    let Some(url) = common::url_or_skip(common::REDIS_URL, "Redis batching test") else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let prefix = common::unique_prefix("burst");
+    let options = RedisOptions::default()
+        .with_prefix(prefix.clone())
+        .with_batch_lanes(1)
+        .with_operation_timeout(Duration::from_secs(10));
+    let store = Arc::new(RedisStore::connect(&url, options).expect("connect"));
+    let gate = close_gate(&url);
+    tokio::time::sleep(SETTLE).await;
+    let first = spawn_claim(&store, claim_request(200));
+    tokio::time::sleep(SETTLE).await;
+    let burst: Vec<_> = (0..20)
+        .map(|_| spawn_claim(&store, claim_request(7)))
+        .collect();
+    gate.await.expect("gate task");
+    claimed(first.await.expect("task").expect("first claim"));
+    let mut claims = 0;
+    let mut busy = 0;
+    for task in burst {
+        match task.await.expect("task").expect("claim") {
+            ClaimOutcome::Claimed { .. } => claims += 1,
+            ClaimOutcome::Busy { .. } => busy += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((claims, busy), (1, 19), "one claim, then busy");
+    let stats = store.batch_stats();
+    assert_eq!(
+        stats.claim_batches, 2,
+        "the first, then the burst: {stats:?}"
+    );
+    assert_eq!(stats.largest_claim_batch, 20);
     common::cleanup(&url, &prefix).await;
 }

@@ -1,8 +1,8 @@
 -- claim.lua: decides claims (idem_core::decide_claim) and, for each one
 -- whose decision is to execute, writes the in-flight record with a new
 -- fence, in one atomic step. One run decides one claim or a batch of them
--- (of distinct records, on one server; a cluster client sends them one at
--- a time), each exactly as if it ran alone, in the order given.
+-- (on one server; a cluster client sends them one at a time), each exactly
+-- as if it ran alone, in the order given (two may be on one record).
 --
 -- Claim i (from 0) has KEYS[3i+1 .. 3i+3] and ARGV[7i+1 .. 7i+7]; they are
 -- named here as for the first claim:

@@ -1,8 +1,9 @@
 -- complete.lua: for each completion, stores the response and marks the
 -- record completed if the caller's fence still holds it
 -- (idem_core::check_fence), in one atomic step. One run does one completion
--- or a batch of them (of distinct records, on one server; a cluster client
--- sends them one at a time), each exactly as if it ran alone.
+-- or a batch of them (on one server; a cluster client sends them one at a
+-- time), each exactly as if it ran alone, in the order given (two may be
+-- on one record).
 --
 -- Completion i (from 0) has KEYS[2i+1 .. 2i+2] and ARGV[7i+1 .. 7i+7];
 -- they are named here as for the first completion:
