@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use idem_core::{BoxFuture, ClaimOutcome, ClaimRequest, RecordId};
+use redis::Value;
 use tokio::time::Instant;
 
 use crate::codec::{self, Head, corrupt};
@@ -16,8 +17,9 @@ use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys};
-use crate::reply::{self, Reply};
-use crate::scripts::{self, CLAIM, ScriptArgs};
+use crate::reply::Reply;
+use crate::script_batch::{self, ScriptOperation};
+use crate::scripts::{CLAIM, LuaScript, ScriptArgs};
 use crate::store::{INDEX_GRACE_MS, native_ttl, other_reply};
 
 /// Runs claims on one store's connection and keys.
@@ -43,40 +45,42 @@ impl idem_batch::Kind for Claims {
         jobs: &'a [ClaimRequest],
         deadline: Instant,
     ) -> BoxFuture<'a, idem_batch::Answers<ClaimOutcome, Failure>> {
-        Box::pin(self.claim(jobs, deadline))
+        Box::pin(script_batch::run::<Self>(
+            &self.conn, &self.keys, jobs, deadline,
+        ))
     }
 }
 
-impl Claims {
-    /// Sends `jobs` in one script run, decided in order.
-    pub(crate) async fn claim(
-        &self,
-        jobs: &[ClaimRequest],
-        deadline: Instant,
-    ) -> idem_batch::Answers<ClaimOutcome, Failure> {
-        let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| self.keys.record(&j.id)).collect();
-        let mut args = ScriptArgs::with_capacity(jobs.len() * 7);
-        for (job, keys) in jobs.iter().zip(&keys) {
-            push_args(&mut args, job, keys);
-        }
-        let script_keys: Vec<&str> = keys
-            .iter()
-            .flat_map(|k| {
-                [
-                    k.record.as_str(),
-                    k.bucket.fence.as_str(),
-                    k.bucket.index.as_str(),
-                ]
-            })
-            .collect();
-        let value =
-            scripts::eval(&self.conn, &CLAIM, &script_keys, &args.slices(), deadline).await?;
-        let replies = reply::batch(value, jobs.len())?;
-        Ok(replies
-            .into_iter()
-            .zip(jobs.iter().zip(&keys))
-            .map(|(value, (job, keys))| decide(value, job, keys.bucket.bucket))
-            .collect())
+impl ScriptOperation for Claims {
+    type Job = ClaimRequest;
+    type Output = ClaimOutcome;
+
+    fn script() -> &'static LuaScript {
+        &CLAIM
+    }
+
+    fn id(job: &ClaimRequest) -> RecordId {
+        job.id
+    }
+
+    fn keys<'k>(keys: &'k RecordKeys<'_>, out: &mut Vec<&'k str>) {
+        out.extend([
+            keys.record.as_str(),
+            keys.bucket.fence.as_str(),
+            keys.bucket.index.as_str(),
+        ]);
+    }
+
+    fn args(args: &mut ScriptArgs, job: &ClaimRequest, keys: &RecordKeys<'_>) {
+        push_args(args, job, keys);
+    }
+
+    fn read(
+        reply: Value,
+        job: &ClaimRequest,
+        keys: &RecordKeys<'_>,
+    ) -> Result<ClaimOutcome, Failure> {
+        decide(reply, job, keys.bucket.bucket)
     }
 }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use idem_core::{BoxFuture, Completion, FenceRejection, RecordId};
+use redis::Value;
 use tokio::time::Instant;
 
 use crate::codec;
@@ -15,8 +16,9 @@ use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys, fence_counter};
-use crate::reply::{self, Reply};
-use crate::scripts::{self, COMPLETE, ScriptArgs};
+use crate::reply::Reply;
+use crate::script_batch::{self, ScriptOperation};
+use crate::scripts::{COMPLETE, LuaScript, ScriptArgs};
 use crate::store::{NO_FENCE, native_ttl, other_reply};
 
 /// One completion's answer: written, or fenced out.
@@ -45,40 +47,34 @@ impl idem_batch::Kind for Completions {
         jobs: &'a [Completion],
         deadline: Instant,
     ) -> BoxFuture<'a, idem_batch::Answers<Written, Failure>> {
-        Box::pin(self.complete(jobs, deadline))
+        Box::pin(script_batch::run::<Self>(
+            &self.conn, &self.keys, jobs, deadline,
+        ))
     }
 }
 
-impl Completions {
-    /// Sends `jobs` in one script run, decided in order.
-    pub(crate) async fn complete(
-        &self,
-        jobs: &[Completion],
-        deadline: Instant,
-    ) -> idem_batch::Answers<Written, Failure> {
-        let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| self.keys.record(&j.id)).collect();
-        let mut args = ScriptArgs::with_capacity(jobs.len() * 7);
-        for (job, keys) in jobs.iter().zip(&keys) {
-            push_args(&mut args, job, keys);
-        }
-        let script_keys: Vec<&str> = keys
-            .iter()
-            .flat_map(|k| [k.record.as_str(), k.bucket.index.as_str()])
-            .collect();
-        let value = scripts::eval(
-            &self.conn,
-            &COMPLETE,
-            &script_keys,
-            &args.slices(),
-            deadline,
-        )
-        .await?;
-        let replies = reply::batch(value, jobs.len())?;
-        Ok(replies
-            .into_iter()
-            .zip(&keys)
-            .map(|(value, keys)| fenced_write(Reply::parse(value)?, keys.bucket.bucket))
-            .collect())
+impl ScriptOperation for Completions {
+    type Job = Completion;
+    type Output = Written;
+
+    fn script() -> &'static LuaScript {
+        &COMPLETE
+    }
+
+    fn id(job: &Completion) -> RecordId {
+        job.id
+    }
+
+    fn keys<'k>(keys: &'k RecordKeys<'_>, out: &mut Vec<&'k str>) {
+        out.extend([keys.record.as_str(), keys.bucket.index.as_str()]);
+    }
+
+    fn args(args: &mut ScriptArgs, job: &Completion, keys: &RecordKeys<'_>) {
+        push_args(args, job, keys);
+    }
+
+    fn read(reply: Value, _: &Completion, keys: &RecordKeys<'_>) -> Result<Written, Failure> {
+        fenced_write(Reply::parse(reply)?, keys.bucket.bucket)
     }
 }
 

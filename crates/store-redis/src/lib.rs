@@ -159,6 +159,7 @@ mod list;
 mod options;
 mod purge;
 mod reply;
+mod script_batch;
 mod scripts;
 mod store;
 mod url;

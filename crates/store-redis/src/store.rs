@@ -19,6 +19,7 @@ use crate::error::{ConnectError, Failure};
 use crate::keys::{KeySpace, RecordKeys, check_prefix, fence_counter};
 use crate::options::RedisOptions;
 use crate::reply::{self, Reply};
+use crate::script_batch;
 use crate::scripts::{self, DELETE, RELEASE};
 use crate::url;
 
@@ -142,10 +143,12 @@ impl RedisStore {
         let outcome = if self.batching() {
             self.claims.submit(request, deadline).await?
         } else {
-            let answers = self
-                .claims
-                .kind()
-                .claim(std::slice::from_ref(&request), deadline);
+            let answers = script_batch::run::<Claims>(
+                &self.conn,
+                &self.keys,
+                std::slice::from_ref(&request),
+                deadline,
+            );
             only(answers.await?)?
         };
         if let ClaimOutcome::Claimed { fence, .. } = outcome {
@@ -168,10 +171,12 @@ impl RedisStore {
         let written: Written = if self.batching() {
             self.completions.submit(completion, deadline).await
         } else {
-            let answers = self
-                .completions
-                .kind()
-                .complete(std::slice::from_ref(&completion), deadline);
+            let answers = script_batch::run::<Completions>(
+                &self.conn,
+                &self.keys,
+                std::slice::from_ref(&completion),
+                deadline,
+            );
             answers.await.and_then(only)
         }
         .map_err(store_error)?;

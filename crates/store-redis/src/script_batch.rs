@@ -1,0 +1,56 @@
+//! One script run for a batch of operations of one kind: each operation's
+//! keys and arguments in turn, and one reply per operation back, in order.
+//! The claim and completion scripts are both run this way (`claims.rs`,
+//! `completions.rs`), alone or in a batch.
+
+use idem_core::RecordId;
+use redis::Value;
+use tokio::time::Instant;
+
+use crate::conn::Connection;
+use crate::error::Failure;
+use crate::keys::{KeySpace, RecordKeys};
+use crate::reply;
+use crate::scripts::{self, LuaScript, ScriptArgs};
+
+/// How one kind of operation is put into its script and read back.
+pub(crate) trait ScriptOperation {
+    /// One operation's input.
+    type Job;
+    /// One operation's answer.
+    type Output;
+
+    /// The script, which takes any number of operations.
+    fn script() -> &'static LuaScript;
+    /// The record the operation is about.
+    fn id(job: &Self::Job) -> RecordId;
+    /// Appends the operation's keys, in the script's order.
+    fn keys<'k>(keys: &'k RecordKeys<'_>, out: &mut Vec<&'k str>);
+    /// Appends the operation's arguments, in the script's order.
+    fn args(args: &mut ScriptArgs, job: &Self::Job, keys: &RecordKeys<'_>);
+    /// Reads the operation's reply.
+    fn read(reply: Value, job: &Self::Job, keys: &RecordKeys<'_>) -> Result<Self::Output, Failure>;
+}
+
+/// Runs `jobs` in one run of their script, decided in order.
+pub(crate) async fn run<Op: ScriptOperation>(
+    conn: &Connection,
+    space: &KeySpace,
+    jobs: &[Op::Job],
+    deadline: Instant,
+) -> idem_batch::Answers<Op::Output, Failure> {
+    let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| space.record(&Op::id(j))).collect();
+    let mut args = ScriptArgs::with_capacity(jobs.len() * 7);
+    let mut script_keys = Vec::with_capacity(jobs.len() * 3);
+    for (job, keys) in jobs.iter().zip(&keys) {
+        Op::args(&mut args, job, keys);
+        Op::keys(keys, &mut script_keys);
+    }
+    let value = scripts::eval(conn, Op::script(), &script_keys, &args.slices(), deadline).await?;
+    let replies = reply::batch(value, jobs.len())?;
+    Ok(replies
+        .into_iter()
+        .zip(jobs.iter().zip(&keys))
+        .map(|(reply, (job, keys))| Op::read(reply, job, keys))
+        .collect())
+}
