@@ -151,7 +151,12 @@ impl RedisStore {
             );
             only(answers.await?)?
         };
-        if let ClaimOutcome::Claimed { fence, .. } = outcome {
+        // The record's keys are built again only when there are replicas to
+        // wait for: not on the hot path of a store without them.
+        if let (ClaimOutcome::Claimed { fence, .. }, Some(_)) =
+            (&outcome, self.options.wait_replicas)
+        {
+            let fence = *fence;
             let keys = self.keys.record(&id);
             if let Err(e) = self.wait_for_replicas(&keys.record).await {
                 // Not replicated: the claim may not survive a failover,
@@ -181,6 +186,9 @@ impl RedisStore {
         }
         .map_err(store_error)?;
         written.map_err(WriteError::Fenced)?;
+        if self.options.wait_replicas.is_none() {
+            return Ok(());
+        }
         self.wait_for_replicas(&self.keys.record(&id).record)
             .await
             .map_err(store_error)
