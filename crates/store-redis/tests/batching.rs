@@ -280,3 +280,57 @@ async fn a_burst_on_one_key_shares_one_script_run() {
     assert_eq!(stats.largest_claim_batch, 20);
     common::cleanup(&url, &prefix).await;
 }
+
+/// Claims of different records in one bucket share that bucket's fence
+/// counter. Sent in one script run, which reads the server clock once,
+/// each still gets a fence of its own, newer than the bucket's fence before
+/// the run and older than the next one after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_of_one_bucket_in_one_run_get_distinct_growing_fences() {
+    let Some(url) = common::url_or_skip(common::REDIS_URL, "Redis batching test") else {
+        return;
+    };
+    let _turn = TURN.lock().await;
+    let prefix = common::unique_prefix("bucket");
+    let options = RedisOptions::default()
+        .with_prefix(prefix.clone())
+        .with_batch_lanes(1)
+        .with_operation_timeout(Duration::from_secs(10));
+    let store = Arc::new(RedisStore::connect(&url, options).expect("connect"));
+    // Records 1..=13 differ only in their first byte, so their last ten
+    // bits, the bucket, are the same.
+    let in_bucket = |n: u8| {
+        let mut bytes = [0x33; 32];
+        bytes[0] = n;
+        ClaimRequest {
+            id: RecordId::from_bytes(bytes),
+            ..claim_request(0)
+        }
+    };
+    let before = claimed(store.claim(in_bucket(1)).await.expect("claim before"));
+    let gate = close_gate(&url);
+    tokio::time::sleep(SETTLE).await;
+    let first = spawn_claim(&store, in_bucket(2));
+    tokio::time::sleep(SETTLE).await;
+    let run: Vec<_> = (3..13).map(|n| spawn_claim(&store, in_bucket(n))).collect();
+    gate.await.expect("gate task");
+    let mut fences = vec![claimed(first.await.expect("task").expect("claim"))];
+    for task in run {
+        fences.push(claimed(task.await.expect("task").expect("claim")));
+    }
+    let after = claimed(store.claim(in_bucket(13)).await.expect("claim after"));
+    let stats = store.batch_stats();
+    assert_eq!(
+        stats.largest_claim_batch, 10,
+        "the ten went out in one run: {stats:?}"
+    );
+    let mut sorted = fences.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), fences.len(), "every fence is new: {fences:?}");
+    assert!(
+        sorted.first() > Some(&before) && sorted.last() < Some(&after),
+        "{before:?} < {sorted:?} < {after:?}"
+    );
+    common::cleanup(&url, &prefix).await;
+}

@@ -30,7 +30,7 @@
 -- Every time is the caller's, passed in: the decision never reads the Redis
 -- clock. The Redis clock is read only to give a new fence a floor.
 
-local function claim(k, a)
+local function claim(k, a, clock)
   local rec_key, fence_key, index = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local now = tonumber(ARGV[a + 2])
 
@@ -75,16 +75,16 @@ local function claim(k, a)
   end
 
   -- The new fence counter: one more than the largest this bucket ever gave
-  -- out, and never below the server clock in microseconds, so that fences
-  -- keep growing even if the counter key is lost (a restart without
-  -- persistence, a failover that lost writes, a FLUSHALL). The clock is
-  -- nearly always ahead of the last counter, so it is written at once and
-  -- the old value read in the same call (SET ... GET); only when it is not
-  -- (two claims in one microsecond, a clock that stepped back) is the
-  -- counter written again. Counters stay below 2^53, so Lua's doubles hold
+  -- out, and never below the server clock in microseconds (read once per
+  -- run, below), so that fences keep growing even if the counter key is
+  -- lost (a restart without persistence, a failover that lost writes, a
+  -- FLUSHALL). The clock is nearly always ahead of the last counter, so it
+  -- is written at once and the old value read in the same call (SET ...
+  -- GET); only when it is not (a second claim of the bucket in one run or
+  -- one microsecond, a clock that stepped back) is the counter written
+  -- again. Counters stay below 2^53, so Lua's doubles hold
   -- them exactly; '%020.0f' writes the 20 zero-padded digits of codec.rs.
-  local t = redis.call('TIME')
-  local counter = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  local counter = clock
   local fence = string.format('%020.0f', counter)
   local last = tonumber(redis.call('SET', fence_key, fence, 'GET') or '0') or 0
   if last >= counter then
@@ -125,8 +125,14 @@ local function claim(k, a)
   return {'claimed', fence, takeover}
 end
 
+-- The server clock is read once per run: a run is one atomic step, and the
+-- counter logic above already gives every claim of a bucket a larger fence
+-- than the one before it, within one microsecond too. One call fewer per
+-- claim is a tenth of a batched claim's commands.
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local replies = {}
 for i = 0, #KEYS / 3 - 1 do
-  replies[i + 1] = claim(3 * i, 7 * i)
+  replies[i + 1] = claim(3 * i, 7 * i, clock)
 end
 return replies
