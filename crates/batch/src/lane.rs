@@ -1,5 +1,6 @@
 //! A lane: a task that runs batches from its batcher's queue, one at a
-//! time, until the queue is empty.
+//! time, until the queue is empty (or, for an extra lane, until the queue
+//! is no longer behind).
 
 use std::sync::Arc;
 
@@ -11,7 +12,8 @@ use crate::queue::{Pending, Taken};
 use crate::{Failure, Kind, Reply, Shared};
 
 /// Starts a lane for a place the caller reserved in the queue
-/// ([`crate::queue::Queue::push`] said so).
+/// ([`crate::queue::Queue::push`] or [`crate::queue::Queue::spill`] said
+/// so).
 pub(crate) fn start<K: Kind>(shared: Arc<Shared<K>>) {
     let lane = Lane {
         shared,
@@ -39,7 +41,15 @@ impl<K: Kind> Lane<K> {
             let Taken { batch, expired } = {
                 let mut queue = self.shared.queue();
                 queue.finish(self.busy.drain(..));
-                let taken = queue.take(limits.max_batch, Instant::now(), K::EXCLUSIVE_IDS);
+                let now = Instant::now();
+                if queue.lane_is_extra(now, limits.max_batch, limits.extra_lane_after) {
+                    // Another lane runs and will take what waits; this one
+                    // was only needed while the queue was behind.
+                    queue.lane_stopped();
+                    self.running = false;
+                    return;
+                }
+                let taken = queue.take(limits.max_batch, now, K::EXCLUSIVE_IDS);
                 if taken.batch.is_empty() {
                     // Under the same lock as the `take` that found nothing:
                     // an operation queued after this sees a free place and

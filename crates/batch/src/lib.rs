@@ -12,14 +12,21 @@
 //!
 //! # How, without timers
 //!
-//! An operation goes into its batcher's queue (`queue.rs`). If fewer than
-//! [`Limits::lanes`] lanes are running, the caller starts one (`lane.rs`),
-//! a task that takes the queue's first operation and everything else
-//! already waiting (up to [`Limits::max_batch`], one per record id), runs
-//! them as one batch ([`Kind::run`]), answers each caller, and goes on
-//! until the queue is empty. So at a quiet moment an operation is sent at
-//! once, alone; under load, operations queue while the lanes are busy and
-//! the batches grow by themselves. Nothing ever waits for a batch to fill.
+//! An operation goes into its batcher's queue (`queue.rs`). If no lane is
+//! running, the caller starts one (`lane.rs`), a task that takes the
+//! queue's first operation and everything else already waiting (up to
+//! [`Limits::max_batch`], one per record id), runs them as one batch
+//! ([`Kind::run`]), answers each caller, and goes on until the queue is
+//! empty. So at a quiet moment an operation is sent at once, alone; under
+//! load, operations queue while the lane is busy and the batches grow by
+//! themselves. Nothing ever waits for a batch to fill.
+//!
+//! Up to [`Limits::lanes`] lanes run at once, but a further lane starts
+//! only when the running ones fall behind: a full batch is waiting, or an
+//! operation has waited [`Limits::extra_lane_after`] without an answer
+//! (a slow or hung batch), and it stops once the queue has caught up.
+//! Lanes started at every chance would send what arrives during a batch in
+//! a batch of its own, and on a busy server get less done.
 //!
 //! # What the store's [`Kind`] must keep
 //!
@@ -104,6 +111,12 @@ pub trait Failure: std::error::Error + Send + Sync + Sized + 'static {
     fn miscounted(sent: usize, answered: usize) -> Self;
 }
 
+/// The wait after which an operation may start another lane: well above
+/// a batch's round trip to a healthy server nearby (a few hundred
+/// microseconds to a few milliseconds with a commit), well below any
+/// operation timeout.
+pub const EXTRA_LANE_AFTER: Duration = Duration::from_millis(5);
+
 /// How a batcher is configured.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -111,6 +124,9 @@ pub struct Limits {
     pub lanes: usize,
     /// The most operations in one batch.
     pub max_batch: usize,
+    /// How long an operation waits unanswered before it may start another
+    /// lane, up to `lanes` ([`EXTRA_LANE_AFTER`] for idem's stores).
+    pub extra_lane_after: Duration,
     /// The operation timeout, for the error of an operation that ran out
     /// of time.
     pub budget: Duration,
@@ -153,6 +169,7 @@ impl<K: Kind> Batcher<K> {
                 limits: Limits {
                     lanes: limits.lanes.max(1),
                     max_batch: limits.max_batch.max(1),
+                    extra_lane_after: limits.extra_lane_after,
                     budget: limits.budget,
                 },
                 queue: Mutex::new(Queue::new()),
@@ -171,24 +188,46 @@ impl<K: Kind> Batcher<K> {
     /// Must be called on a tokio runtime (lanes are tasks of their own, so
     /// that one caller's cancellation cannot abandon the others' batch).
     pub async fn submit(&self, job: K::Job, deadline: Instant) -> Result<K::Output, K::Error> {
-        let (reply, answer) = oneshot::channel();
+        let limits = self.shared.limits;
+        let (reply, mut answer) = oneshot::channel();
+        let queued = Instant::now();
         let pending = Pending {
             id: K::id(&job),
             job,
+            queued,
             deadline,
             reply,
         };
-        let start_lane = self.shared.queue().push(pending, self.shared.limits.lanes);
+        let start_lane = self
+            .shared
+            .queue()
+            .push(pending, limits.lanes, limits.max_batch);
         if start_lane {
             lane::start(Arc::clone(&self.shared));
         }
-        match timeout_at(deadline, answer).await {
-            Ok(Ok(result)) => result,
-            // The lane went away without answering: only when the runtime
-            // shuts down.
-            Ok(Err(_)) => Err(K::Error::lane_stopped()),
-            Err(_) => Err(K::Error::timed_out(self.shared.limits.budget)),
+        let patience = queued + limits.extra_lane_after;
+        if limits.lanes > 1 && patience < deadline {
+            // One timer either way: this one, and the deadline's only when
+            // the answer is late.
+            match timeout_at(patience, &mut answer).await {
+                Ok(answered) => return Self::answer(answered),
+                Err(_) => {
+                    if self.shared.queue().spill(limits.lanes) {
+                        lane::start(Arc::clone(&self.shared));
+                    }
+                }
+            }
         }
+        match timeout_at(deadline, answer).await {
+            Ok(answered) => Self::answer(answered),
+            Err(_) => Err(K::Error::timed_out(limits.budget)),
+        }
+    }
+
+    /// The answer a lane sent, or the error of a lane that went away
+    /// without answering (only when the runtime shuts down).
+    fn answer(answered: Result<Reply<K>, oneshot::error::RecvError>) -> Reply<K> {
+        answered.unwrap_or_else(|_| Err(K::Error::lane_stopped()))
     }
 
     /// What this batcher has sent so far.

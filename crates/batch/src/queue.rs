@@ -19,8 +19,23 @@
 //!   statement);
 //!
 //! up to `max` operations.
+//!
+//! # Lanes
+//!
+//! The first lane starts as soon as an operation arrives with none running,
+//! so that at a quiet moment an operation goes alone, at once. More lanes
+//! (up to the store's limit) are for when the running ones fall behind:
+//! one starts when a full batch is waiting, or when an operation has
+//! waited [`crate::Limits::extra_lane_after`] unanswered (the batcher then
+//! asks [`Queue::spill`]), which is also what gets operations past a batch
+//! that hangs. An extra lane stops as soon as the queue is no longer
+//! behind, and the last lane only when the queue is empty. Every lane
+//! started eagerly would send each operation that arrives while another
+//! batch runs in a batch of its own: more round trips, smaller batches, and
+//! on a busy server less done (measured in `docs/performance.md`).
 
 use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
 
 use idem_core::RecordId;
 use tokio::sync::oneshot;
@@ -31,6 +46,8 @@ pub(crate) struct Pending<J, R> {
     /// The record it is about; no two of a batch share one.
     pub(crate) id: RecordId,
     pub(crate) job: J,
+    /// When it was queued.
+    pub(crate) queued: Instant,
     /// Past this instant it is not sent any more.
     pub(crate) deadline: Instant,
     /// Where its answer goes.
@@ -65,16 +82,46 @@ impl<J, R> Queue<J, R> {
     }
 
     /// Queues an operation. Returns whether the caller must start a lane:
-    /// when fewer than `max_lanes` run, so that an operation arriving at a
-    /// quiet moment is sent at once, alone, with no added latency.
-    pub(crate) fn push(&mut self, pending: Pending<J, R>, max_lanes: usize) -> bool {
+    /// when none runs, or when a full batch of `max_batch` is waiting and
+    /// fewer than `max_lanes` run (see "Lanes" above).
+    pub(crate) fn push(
+        &mut self,
+        pending: Pending<J, R>,
+        max_lanes: usize,
+        max_batch: usize,
+    ) -> bool {
         self.waiting.push_back(pending);
-        if self.lanes < max_lanes {
+        let wanted = self.lanes == 0 || self.waiting.len() >= max_batch;
+        self.start_lane_if(wanted, max_lanes)
+    }
+
+    /// An operation has waited long without an answer. Returns whether the
+    /// caller must start a lane: when operations wait and fewer than
+    /// `max_lanes` run.
+    pub(crate) fn spill(&mut self, max_lanes: usize) -> bool {
+        let wanted = !self.waiting.is_empty();
+        self.start_lane_if(wanted, max_lanes)
+    }
+
+    fn start_lane_if(&mut self, wanted: bool, max_lanes: usize) -> bool {
+        let start = wanted && self.lanes < max_lanes;
+        if start {
             self.lanes += 1;
-            true
-        } else {
-            false
         }
+        start
+    }
+
+    /// Whether a lane that just finished a batch is one too many: another
+    /// lane runs, and the queue is not behind (no full batch waits, and its
+    /// first operation has waited less than `patience`). The lane then
+    /// stops, as if it had found the queue empty; the other lanes go on.
+    pub(crate) fn lane_is_extra(&self, now: Instant, max_batch: usize, patience: Duration) -> bool {
+        let behind = self.waiting.len() >= max_batch
+            || self
+                .waiting
+                .front()
+                .is_some_and(|first| first.queued + patience <= now);
+        self.lanes > 1 && !behind
     }
 
     /// A lane finished the batch with these ids.
@@ -130,8 +177,6 @@ impl<J, R> Queue<J, R> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     type Reply = oneshot::Receiver<u32>;
@@ -145,6 +190,7 @@ mod tests {
         let pending = Pending {
             id: id(key),
             job,
+            queued: Instant::now(),
             deadline,
             reply,
         };
@@ -156,20 +202,66 @@ mod tests {
     }
 
     #[test]
-    fn lanes_start_only_up_to_the_limit_and_stop_when_told() {
+    fn a_second_lane_starts_only_for_a_full_batch_or_a_long_wait() {
         let later = Instant::now() + Duration::from_secs(60);
         let mut q = Queue::new();
         let mut receivers = Vec::new();
         let mut started = Vec::new();
-        for n in 0..4 {
+        for n in 0..3 {
             let (p, rx) = pending(n, u32::from(n), later);
             receivers.push(rx);
-            started.push(q.push(p, 2));
+            started.push(q.push(p, 2, 4));
         }
-        assert_eq!(started, [true, true, false, false]);
+        assert_eq!(started, [true, false, false], "one lane while it keeps up");
+        let (p, _rx) = pending(3, 3, later);
+        assert!(q.push(p, 2, 4), "a full batch waits: a second lane");
+        let (p, _rx) = pending(4, 4, later);
+        assert!(!q.push(p, 2, 4), "never more than the limit");
+        assert!(!q.spill(2), "nor when an operation waited long");
         q.lane_stopped();
+        assert!(q.spill(2), "a waiter starts a lane in a free place");
+        q.lane_stopped();
+        q.lane_stopped();
+        assert!(!q.take(64, Instant::now(), true).batch.is_empty());
+        assert!(!q.spill(2), "nothing waits: no lane");
         let (p, _rx) = pending(9, 9, later);
-        assert!(q.push(p, 2), "a stopped lane's place is free again");
+        assert!(
+            q.push(p, 2, 4),
+            "with no lane running, the first starts at once"
+        );
+    }
+
+    #[test]
+    fn an_extra_lane_stops_once_the_queue_is_not_behind() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let patience = Duration::from_millis(5);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        for n in 0..3 {
+            let (p, rx) = pending(n, u32::from(n), later);
+            receivers.push(rx);
+            q.push(p, 2, 4);
+        }
+        let now = Instant::now();
+        assert!(
+            !q.lane_is_extra(now, 4, patience),
+            "the only lane is never extra"
+        );
+        assert!(q.spill(2));
+        assert!(
+            q.lane_is_extra(now, 4, patience),
+            "two lanes, a short queue"
+        );
+        assert!(
+            !q.lane_is_extra(now + patience, 4, patience),
+            "the first operation has waited its patience: behind"
+        );
+        let (p, _rx) = pending(3, 3, later);
+        q.push(p, 2, 4);
+        assert!(
+            !q.lane_is_extra(now, 4, patience),
+            "a full batch waits: behind"
+        );
     }
 
     #[test]
@@ -181,7 +273,7 @@ mod tests {
         for n in 0..5 {
             let (p, rx) = pending(n, u32::from(n), later);
             receivers.push(rx);
-            q.push(p, 1);
+            q.push(p, 1, 64);
         }
         let taken = q.take(3, now, true);
         assert_eq!(jobs(&taken.batch), [0, 1, 2]);
@@ -202,7 +294,7 @@ mod tests {
         for (job, key) in [1, 1, 2, 1, 3].into_iter().enumerate() {
             let (p, rx) = pending(key, job as u32, later);
             receivers.push(rx);
-            q.push(p, 1);
+            q.push(p, 1, 64);
         }
         let first = q.take(64, now, true);
         assert_eq!(jobs(&first.batch), [0, 2, 4], "one operation per id");
@@ -225,7 +317,7 @@ mod tests {
         let (gone, gone_rx) = pending(2, 2, later);
         let (live, _live_rx) = pending(3, 3, later);
         for p in [late, gone, live] {
-            q.push(p, 1);
+            q.push(p, 1, 64);
         }
         drop(gone_rx);
         let taken = q.take(64, now, true);
@@ -243,7 +335,7 @@ mod tests {
         for (job, key) in [1, 1, 2, 1].into_iter().enumerate() {
             let (p, rx) = pending(key, job as u32, later);
             receivers.push(rx);
-            q.push(p, 1);
+            q.push(p, 1, 64);
         }
         assert_eq!(jobs(&q.take(3, now, false).batch), [0, 1, 2]);
         assert_eq!(jobs(&q.take(3, now, false).batch), [3], "not held back");

@@ -84,6 +84,7 @@ fn limits(lanes: usize) -> Limits {
     Limits {
         lanes,
         max_batch: 64,
+        extra_lane_after: idem_batch::EXTRA_LANE_AFTER,
         budget: Duration::from_secs(5),
     }
 }
@@ -173,4 +174,101 @@ async fn a_caller_waits_no_longer_than_its_deadline() {
     let answer = batcher.submit((1, 1), deadline).await;
     assert!(matches!(answer, Err(Fake::TimedOut(_))), "{answer:?}");
     assert!(Instant::now() >= deadline);
+}
+
+/// Spawns job `i` (on record `i`) and lets it reach the queue.
+async fn spawn_job(
+    batcher: &Arc<Batcher<Doubler>>,
+    i: u8,
+    deadline: Instant,
+) -> tokio::task::JoinHandle<Result<u32, Fake>> {
+    let b = Arc::clone(batcher);
+    let task = tokio::spawn(async move { b.submit((i, u32::from(i)), deadline).await });
+    tokio::task::yield_now().await;
+    task
+}
+
+// Paused time below: the clock moves only when every task waits, so a
+// test sees exactly whether an operation was answered before its
+// patience ran out.
+
+#[tokio::test(start_paused = true)]
+async fn a_second_lane_waits_until_the_first_falls_behind() {
+    let batcher = Arc::new(Batcher::new(Doubler::default(), limits(2)));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(5);
+    let held = spawn_job(&batcher, 1, deadline).await;
+    let mut behind = Vec::new();
+    for i in 2..=6 {
+        behind.push(spawn_job(&batcher, i, deadline).await);
+        settle().await;
+    }
+    assert!(
+        batcher.kind().batches.lock().unwrap().is_empty(),
+        "nothing went out beside the first batch"
+    );
+    assert_eq!(Instant::now(), start, "no patience ran out");
+    batcher.kind().gate.notify_one();
+    assert_eq!(held.await.unwrap().unwrap(), 2);
+    for (task, i) in behind.into_iter().zip(2u32..) {
+        assert_eq!(task.await.unwrap().unwrap(), 2 * i);
+    }
+    let batches = batcher.kind().batches.lock().unwrap().clone();
+    assert_eq!(
+        batches,
+        [vec![1], vec![2, 3, 4, 5, 6]],
+        "with two lanes allowed, what queued behind a short batch still went together"
+    );
+}
+
+/// Lets every task that can run, run (the clock stays where it is).
+async fn settle() {
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn operations_behind_a_hung_batch_get_a_lane_after_their_patience() {
+    let batcher = Arc::new(Batcher::new(Doubler::default(), limits(2)));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(5);
+    // The gate never opens: the first batch hangs.
+    let hung = spawn_job(&batcher, 1, deadline).await;
+    let behind = spawn_job(&batcher, 2, deadline).await;
+    assert_eq!(behind.await.unwrap().unwrap(), 4);
+    let waited = Instant::now() - start;
+    assert!(
+        waited >= idem_batch::EXTRA_LANE_AFTER && waited < Duration::from_secs(1),
+        "answered by a second lane after its patience, not at its deadline: {waited:?}"
+    );
+    hung.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_full_batch_waiting_starts_a_second_lane_at_once() {
+    let limits = Limits {
+        max_batch: 4,
+        ..limits(2)
+    };
+    let batcher = Arc::new(Batcher::new(Doubler::default(), limits));
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(5);
+    let held = spawn_job(&batcher, 1, deadline).await;
+    let mut full = Vec::new();
+    for i in 2..=5 {
+        full.push(spawn_job(&batcher, i, deadline).await);
+    }
+    for (task, i) in full.into_iter().zip(2u32..) {
+        assert_eq!(task.await.unwrap().unwrap(), 2 * i);
+    }
+    assert_eq!(
+        Instant::now(),
+        start,
+        "answered while the first batch was held, without waiting"
+    );
+    batcher.kind().gate.notify_one();
+    assert_eq!(held.await.unwrap().unwrap(), 2);
+    let batches = batcher.kind().batches.lock().unwrap().clone();
+    assert_eq!(batches, [vec![2, 3, 4, 5], vec![1]]);
 }

@@ -79,6 +79,7 @@ impl RedisStore {
         let limits = Limits {
             lanes: options.batch_lanes,
             max_batch: options.max_batch,
+            extra_lane_after: idem_batch::EXTRA_LANE_AFTER,
             budget: options.operation_timeout,
         };
         let claims = Batcher::new(
