@@ -17,6 +17,7 @@ mod binaries;
 mod cli;
 mod context;
 mod full;
+mod listener;
 mod load;
 mod machine;
 mod memory;

@@ -8,6 +8,10 @@ use crate::machine::Machine;
 use crate::memory::{DiskResult, MemoryResult};
 use crate::targets::Target;
 
+/// The CPU label of a shared store's server (Redis, or PostgreSQL's
+/// postmaster with its backends), where it runs on this machine.
+pub(crate) const STORE_SERVER: &str = "store-server";
+
 /// One measured run of one scenario.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Run {
@@ -23,6 +27,11 @@ impl Run {
     /// CPU µs per request of the system under test.
     pub(crate) fn subject_cpu(&self) -> Option<f64> {
         self.report.cpu_of("subject").map(|c| c.us_per_request)
+    }
+
+    /// CPU µs per request of the shared store's server, where measured.
+    pub(crate) fn store_server_cpu(&self) -> Option<f64> {
+        self.report.cpu_of(STORE_SERVER).map(|c| c.us_per_request)
     }
 
     /// Cores kept busy by the load side: the load generator plus, behind a
@@ -64,6 +73,8 @@ pub(crate) struct Summary {
     pub(crate) p99_us: f64,
     pub(crate) p999_us: f64,
     pub(crate) subject_cpu_us: Option<f64>,
+    /// The shared store's server, CPU µs per request, where measured.
+    pub(crate) store_server_cpu_us: Option<f64>,
     /// Mean cores busy on the load side (see [`Run::load_side_cores`]).
     pub(crate) load_side_cores: f64,
     /// Mean cores busy in the system under test.
@@ -89,6 +100,7 @@ impl ScenarioResult {
         let mean = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
         let rps: Vec<f64> = runs.iter().map(|r| r.report.rps).collect();
         let cpu: Vec<f64> = runs.iter().filter_map(Run::subject_cpu).collect();
+        let server: Vec<f64> = runs.iter().filter_map(Run::store_server_cpu).collect();
         let mut statuses = std::collections::BTreeMap::new();
         for run in runs {
             for (status, count) in &run.report.statuses {
@@ -102,7 +114,8 @@ impl ScenarioResult {
             p50_us: mean(&|r| r.report.latency_us.p50),
             p99_us: mean(&|r| r.report.latency_us.p99),
             p999_us: mean(&|r| r.report.latency_us.p999),
-            subject_cpu_us: (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64),
+            subject_cpu_us: mean_of(&cpu),
+            store_server_cpu_us: mean_of(&server),
             load_side_cores: mean(&|r| r.load_side_cores()),
             subject_cores: mean(&|r| r.report.cpu_of("subject").map_or(0.0, |c| c.cores)),
             requests: runs.iter().map(|r| r.report.requests).sum(),
@@ -113,6 +126,11 @@ impl ScenarioResult {
             batching: runs.iter().filter_map(|r| r.batching).reduce(Batching::add),
         })
     }
+}
+
+/// The mean of `values`, if there are any.
+fn mean_of(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// The whole run.

@@ -7,12 +7,14 @@ use idem_loadgen::Report;
 
 use crate::batching::{self, Batching};
 use crate::context::Ctx;
+use crate::listener;
 use crate::load::{self, LoadSpec};
 use crate::nginx;
 use crate::peers::{self, Peer};
 use crate::pgbench;
 use crate::pgbench::tables::Tables;
 use crate::pin::Role;
+use crate::results::STORE_SERVER;
 use crate::scenarios::{self, Scenario, Store, System};
 use crate::servers::{self, Gateway, GatewaySpec};
 
@@ -109,6 +111,13 @@ pub(crate) fn run_once(
                 ("subject", gateway.proc.pid()),
                 ("upstream", upstream.proc.pid()),
             ];
+            // A shared store's server on this machine: its CPU per request
+            // is the other half of what a keyed request costs.
+            if let Store::Url { url, .. } = store
+                && let Some(server) = listener::url_port(url).and_then(listener::pid_listening_on)
+            {
+                load.cpu.push((STORE_SERVER, server));
+            }
             let report = load::run(ctx, &load)?;
             let batching = gateway.admin.and_then(batching::scrape);
             Ok(Outcome::Ran(Box::new(report), batching))

@@ -99,6 +99,9 @@ fn answers(s: &Summary) -> String {
     if let Some(batching) = s.batching.as_ref().and_then(Batching::describe) {
         parts.push(batching);
     }
+    if let Some(us) = s.store_server_cpu_us {
+        parts.push(format!("store server {us:.1} CPU µs/req"));
+    }
     parts.join(", ")
 }
 
@@ -126,7 +129,9 @@ fn throughput(out: &mut String, results: &[ScenarioResult]) {
          cores: the average number of cores kept busy by the system under test, and \
          by the load side (load generator plus upstream, which share one core when \
          pinned): a load side near 1.0 was saturated, and the row's throughput is \
-         then a floor for the system under test.\n"
+         then a floor for the system under test. store server: the CPU time of the \
+         Redis or PostgreSQL server (postmaster and backends) over the same window, \
+         per answered request, where it runs on this machine.\n"
     );
 }
 

@@ -262,8 +262,13 @@ async fn sample_cpu(
             (target, pids)
         })
         .collect();
-    let ticks = |pids: &[u32]| -> u64 { pids.iter().filter_map(|&p| cpu::process_ticks(p)).sum() };
-    let before: Vec<u64> = watched.iter().map(|(_, pids)| ticks(pids)).collect();
+    // Per process, so that one that exits in the window (a PostgreSQL
+    // worker) loses only its own share instead of taking its earlier CPU
+    // off the others'.
+    let ticks = |pids: &[u32]| -> Vec<Option<u64>> {
+        pids.iter().map(|&p| cpu::process_ticks(p)).collect()
+    };
+    let before: Vec<Vec<Option<u64>>> = watched.iter().map(|(_, pids)| ticks(pids)).collect();
     tokio::select! {
         () = sleep_until(measure_end) => {}
         () = done.notified() => {}
@@ -272,7 +277,11 @@ async fn sample_cpu(
         .into_iter()
         .zip(before)
         .map(|((target, pids), before)| {
-            let used = ticks(&pids).saturating_sub(before);
+            let used = ticks(&pids)
+                .into_iter()
+                .zip(before)
+                .filter_map(|(after, before)| Some(after?.saturating_sub(before?)))
+                .sum();
             (target, pids, used)
         })
         .collect();
