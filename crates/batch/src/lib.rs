@@ -10,7 +10,7 @@
 //! and answering a command), not the work on the record, is what runs out
 //! first. One round trip for many operations pays it once.
 //!
-//! # How, without timers
+//! # How, with nothing held back to fill a batch
 //!
 //! An operation goes into its batcher's queue (`queue.rs`). If no lane is
 //! running, the caller starts one (`lane.rs`), a task that takes the
