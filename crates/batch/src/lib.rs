@@ -132,6 +132,19 @@ pub struct Limits {
     pub budget: Duration,
 }
 
+impl Limits {
+    /// Limits of `lanes` lanes and batches of `max_batch`, for operations
+    /// bounded by `budget`; further lanes start after [`EXTRA_LANE_AFTER`].
+    pub fn new(lanes: usize, max_batch: usize, budget: Duration) -> Self {
+        Self {
+            lanes,
+            max_batch,
+            extra_lane_after: EXTRA_LANE_AFTER,
+            budget,
+        }
+    }
+}
+
 /// The answer one operation of `K` waits for.
 type Reply<K> = Result<<K as Kind>::Output, <K as Kind>::Error>;
 

@@ -81,12 +81,7 @@ impl Kind for Doubler {
 }
 
 fn limits(lanes: usize) -> Limits {
-    Limits {
-        lanes,
-        max_batch: 64,
-        extra_lane_after: idem_batch::EXTRA_LANE_AFTER,
-        budget: Duration::from_secs(5),
-    }
+    Limits::new(lanes, 64, Duration::from_secs(5))
 }
 
 /// Submits jobs 1..=n (job i on record i) while the first batch is held,

@@ -136,12 +136,11 @@ impl PostgresStore {
             .map_err(ConnectError::Pool)?;
         let names = Names::new(&options);
         let statements = Statements::new(&names);
-        let limits = Limits {
-            lanes: options.batch_lanes,
-            max_batch: options.max_batch,
-            extra_lane_after: idem_batch::EXTRA_LANE_AFTER,
-            budget: options.operation_timeout,
-        };
+        let limits = Limits::new(
+            options.batch_lanes,
+            options.max_batch,
+            options.operation_timeout,
+        );
         let claims = Batcher::new(
             Claims {
                 single: statements.claim.clone(),

@@ -76,12 +76,11 @@ impl RedisStore {
         let target = url::parse(url)?;
         let conn = Arc::new(Connection::open(target, &options)?);
         let keys = Arc::new(KeySpace::new(&options.prefix));
-        let limits = Limits {
-            lanes: options.batch_lanes,
-            max_batch: options.max_batch,
-            extra_lane_after: idem_batch::EXTRA_LANE_AFTER,
-            budget: options.operation_timeout,
-        };
+        let limits = Limits::new(
+            options.batch_lanes,
+            options.max_batch,
+            options.operation_timeout,
+        );
         let claims = Batcher::new(
             Claims {
                 conn: Arc::clone(&conn),
