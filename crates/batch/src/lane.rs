@@ -38,6 +38,10 @@ impl<K: Kind> Lane<K> {
     async fn run(mut self) {
         let limits = self.shared.limits;
         loop {
+            // Ready tasks first: see "How" in the crate's docs.
+            for _ in 0..limits.ready_turns {
+                tokio::task::yield_now().await;
+            }
             let Taken { batch, expired } = {
                 let mut queue = self.shared.queue();
                 queue.finish(self.busy.drain(..));

@@ -80,8 +80,13 @@ impl Kind for Doubler {
     }
 }
 
+/// Limits whose lanes take each batch at once (no ready turns), so that
+/// the tests below control exactly what is queued when a lane looks.
 fn limits(lanes: usize) -> Limits {
-    Limits::new(lanes, 64, Duration::from_secs(5))
+    Limits {
+        ready_turns: 0,
+        ..Limits::new(lanes, 64, Duration::from_secs(5))
+    }
 }
 
 /// Submits jobs 1..=n (job i on record i) while the first batch is held,
@@ -266,4 +271,47 @@ async fn a_full_batch_waiting_starts_a_second_lane_at_once() {
     assert_eq!(held.await.unwrap().unwrap(), 2);
     let batches = batcher.kind().batches.lock().unwrap().clone();
     assert_eq!(batches, [vec![2, 3, 4, 5], vec![1]]);
+}
+
+/// Requests woken together (here by one signal, in the gateway by one
+/// batch's answers) each add an operation a moment apart. The lane that
+/// the first of them starts runs next on tokio's scheduler, before the
+/// others; its ready turns let them add theirs, and all go in one batch
+/// instead of the first alone and the rest in a second round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn operations_of_tasks_woken_together_share_one_batch() {
+    let batcher = Arc::new(Batcher::new(
+        Doubler::default(),
+        Limits::new(2, 64, Duration::from_secs(5)),
+    ));
+    // The first batch is not held.
+    batcher.kind().gate.notify_one();
+    let go = Arc::new(Notify::new());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut tasks = Vec::new();
+    for i in 1..=8u8 {
+        let (b, go) = (Arc::clone(&batcher), Arc::clone(&go));
+        let waiting = go.notified_owned();
+        tasks.push(tokio::spawn(async move {
+            waiting.await;
+            b.submit((i, u32::from(i)), deadline).await
+        }));
+    }
+    // Every task is parked on the signal before it is given.
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    go.notify_waiters();
+    for (task, i) in tasks.into_iter().zip(1u32..) {
+        assert_eq!(task.await.unwrap().unwrap(), 2 * i);
+    }
+    let batches = batcher.kind().batches.lock().unwrap().clone();
+    assert_eq!(
+        batches.len(),
+        1,
+        "one round trip for all eight: {batches:?}"
+    );
+    let mut sent = batches.concat();
+    sent.sort_unstable();
+    assert_eq!(sent, (1..=8).collect::<Vec<u32>>());
 }
