@@ -40,6 +40,21 @@
 //! The replies still go out only after the commit returned. If a runtime
 //! has shut down, its delivery task is dropped unrun and its replies with
 //! it; the tasks waiting for them were on that runtime and are gone too.
+//!
+//! # The writer steps aside after each batch
+//!
+//! Once a batch's replies are handed over, the thread yields its core
+//! (`sched_yield`) before it takes the next batch. Where the callers'
+//! worker shares that core, the worker has just been woken but not yet
+//! run: without the yield, the writer would find only the operations that
+//! arrived during the sync (often one or two), and start a sync for them
+//! while the requests it just answered, about to add their next
+//! operations, wait for the core. With it, the worker runs first, and
+//! those operations join the next batch. On the benchmark's fresh keys
+//! (the gateway pinned to one core, 32 connections) this took the
+//! operations per sync from ~13 to ~30 and the requests per second up by a
+//! fifth (docs/performance.md). Where nothing else waits for the core, the
+//! yield returns at once.
 
 use std::io;
 use std::sync::Arc;
@@ -111,6 +126,8 @@ fn run(
     while ops.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         carried = run_batch(engine, carried, std::mem::take(&mut batch), counters);
         batch.reserve(MAX_BATCH);
+        // The callers first: see "The writer steps aside" above.
+        thread::yield_now();
     }
 }
 
