@@ -27,12 +27,14 @@ mod peers;
 mod pgbench;
 mod pin;
 mod process;
+mod redis_keys;
 mod results;
 mod rounds;
 mod runner;
 mod scenarios;
 mod servers;
 mod smoke;
+mod store_url;
 mod table;
 mod targets;
 

@@ -14,6 +14,7 @@ use crate::peers::{self, Peer};
 use crate::pgbench;
 use crate::pgbench::tables::Tables;
 use crate::pin::Role;
+use crate::redis_keys::RedisKeys;
 use crate::results::STORE_SERVER;
 use crate::scenarios::{self, Scenario, Store, System};
 use crate::servers::{self, Gateway, GatewaySpec};
@@ -79,8 +80,10 @@ pub(crate) fn run_once(
         System::Idem { store, off } => {
             let upstream = servers::upstream(ctx, &dir, Role::Load)?;
             // A PostgreSQL scenario gets tables of its own, as pgbench does,
-            // dropped when it ends (the guard lives until the load is done).
+            // and a Redis one keys of its own, dropped when it ends (the
+            // guards live until the load is done).
             let mut _tables = None;
+            let mut _keys = None;
             let url = match store {
                 Store::Memory => "memory:".to_owned(),
                 Store::Embedded => format!("embedded:{}", dir.join("store").display()),
@@ -90,7 +93,14 @@ pub(crate) fn run_once(
                     _tables = Some(tables);
                     url
                 }
-                Store::Url { url, .. } => url.clone(),
+                Store::Url { url, .. } => match RedisKeys::new(url) {
+                    Some(keys) => {
+                        let url = keys.store_url().to_owned();
+                        _keys = Some(keys);
+                        url
+                    }
+                    None => url.clone(),
+                },
             };
             let gateway = GatewaySpec {
                 store: &url,

@@ -6,8 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use idem_loadgen::KeyMode;
 
@@ -17,6 +16,7 @@ use crate::pin::Role;
 use crate::process::run_bounded;
 use crate::runner::redact;
 use crate::servers::{self, Gateway, GatewaySpec};
+use crate::store_url::{join, split_prefix, unique_prefix};
 
 /// The tables the checked-in script names (schema `public`, what a gateway
 /// uses, and prefix `idem_pgbench_`); rewritten to this run's prefix.
@@ -41,7 +41,7 @@ impl Tables {
     /// as it does in production; then stops it.
     pub(crate) fn create(ctx: &Ctx, dir: &Path, store_url: &str) -> anyhow::Result<Self> {
         let (base, others) = split_prefix(store_url);
-        let prefix = unique_prefix();
+        let prefix = unique_prefix("idem_pgbench", "_");
         let mut params = others.clone();
         params.push(format!("prefix={prefix}"));
         // The guard exists before anything is created, so that a failure
@@ -140,58 +140,16 @@ fn one_request(ctx: &Ctx, target: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `idem_pgbench_<pid>_<unix seconds>_<n>_`: unique on this server for
-/// any run of this host, and short enough for the store's longest derived
-/// name (`<prefix>records_expires_at_idx`, at most 63 bytes).
-fn unique_prefix() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!(
-        "idem_pgbench_{}_{secs}_{}_",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A URL's base and its query parameters, without idem's `prefix=`.
-fn split_prefix(url: &str) -> (String, Vec<String>) {
-    let Some((base, query)) = url.split_once('?') else {
-        return (url.to_owned(), Vec::new());
-    };
-    let others = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("prefix="))
-        .map(str::to_owned)
-        .collect();
-    (base.to_owned(), others)
-}
-
-fn join(base: &str, params: &[String]) -> String {
-    if params.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", params.join("&"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn idems_prefix_never_reaches_libpq() {
-        let (base, others) = split_prefix("postgres://u@h/db?prefix=x_&sslmode=disable");
-        assert_eq!(base, "postgres://u@h/db");
-        assert_eq!(others, ["sslmode=disable"]);
-        assert_eq!(join(&base, &others), "postgres://u@h/db?sslmode=disable");
-        assert_eq!(split_prefix("postgres://h/db").1, Vec::<String>::new());
-    }
-
-    #[test]
     fn prefixes_fit_the_stores_longest_name() {
-        let longest = format!("{}records_expires_at_idx", unique_prefix());
+        let longest = format!(
+            "{}records_expires_at_idx",
+            unique_prefix("idem_pgbench", "_")
+        );
         // A pid may take 7 digits; this one may be shorter.
         assert!(longest.len() + 6 <= 63, "{longest}");
     }
