@@ -162,7 +162,15 @@ fn finish(
     disk: Measured<DiskResult>,
     common: &CommonArgs,
 ) -> anyhow::Result<()> {
-    let targets = targets::check(&scenarios, memory.as_ref().and_then(|m| m.as_ref().ok()));
+    let cores = targets::Cores {
+        cores: setup.machine.cores,
+        pinned: settings.pinned,
+    };
+    let targets = targets::check(
+        &scenarios,
+        cores,
+        memory.as_ref().and_then(|m| m.as_ref().ok()),
+    );
     let failed = scenarios.iter().any(|s| !s.failures.is_empty())
         || matches!(memory, Some(Err(_)))
         || matches!(disk, Some(Err(_)));

@@ -14,6 +14,7 @@
 
 mod batching;
 mod binaries;
+mod ceiling;
 mod cli;
 mod context;
 mod full;

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use crate::batching::Batching;
+use crate::ceiling;
 use crate::results::{Results, ScenarioResult, Summary};
 use crate::scenarios::{NGINX, PASS_THROUGH, PGBENCH_SUFFIX};
 
@@ -15,6 +16,7 @@ pub(crate) fn render(results: &Results) -> String {
     let mut out = String::new();
     header(&mut out, results);
     throughput(&mut out, &results.scenarios);
+    ceilings(&mut out, results);
     peers(&mut out, &results.scenarios);
     memory(&mut out, results);
     targets(&mut out, results);
@@ -185,6 +187,70 @@ fn row(out: &mut String, r: &ScenarioResult, base: Option<&Summary>, nginx: Opti
         ratio(&s, base),
         ratio(&s, nginx),
         r.system
+    );
+}
+
+/// Each row's CPU per request, split by process, and the throughput
+/// the machine's cores would allow at those costs (see [`ceiling`]).
+fn ceilings(out: &mut String, r: &Results) {
+    let cores = r.machine_before.cores;
+    let pinned = r.settings.pinned;
+    let base = find(&r.scenarios, PASS_THROUGH);
+    let rows: Vec<(&ScenarioResult, Summary, ceiling::Ceiling)> = r
+        .scenarios
+        .iter()
+        .filter(|s| !is_peer(s) && !is_pgbench(s))
+        .filter_map(|s| {
+            let summary = s.summary()?;
+            let ceiling = ceiling::of(&summary, cores, pinned)?;
+            Some((s, summary, ceiling))
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "## What {cores} cores allow at the measured costs\n");
+    let _ = writeln!(
+        out,
+        "| scenario | req/s | CPU µs/req: tested / load side / store server | ceiling req/s | measured / ceiling | ceiling vs idem off |"
+    );
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|--:|");
+    for (result, s, c) in rows {
+        let store = if s.store_server_cpu_us.is_some() {
+            format!("{:.1}", c.store_us)
+        } else {
+            "–".into()
+        };
+        let vs_off = base
+            .as_ref()
+            .filter(|b| b.rps > 0.0)
+            .map_or("–".into(), |b| format!("{:.2}x", c.rps / b.rps));
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {:.1} / {:.1} / {store} | {:.0} | {:.2} | {vs_off} |",
+            result.title,
+            s.rps,
+            c.subject_us,
+            c.load_us,
+            c.rps,
+            s.rps / c.rps,
+        );
+    }
+    let placement = if pinned {
+        "the tested process has core 1 alone and the load side core 0 alone, so \
+         neither can use more than one core; the store's server (not pinned) can \
+         use what they leave on either"
+    } else {
+        "the processes were not pinned and share all the cores"
+    };
+    let _ = writeln!(
+        out,
+        "\nceiling: the throughput at which the cores would be full if no process \
+         ever waited, at this row's CPU costs per request: {placement}. A row \
+         far below its ceiling is waiting (round trips, fsyncs, connections \
+         moving in groups); a target above a row's ceiling cannot be met on \
+         this machine without cheaper work per request. The ceiling is of the \
+         costs measured, not a bound on any implementation.\n"
     );
 }
 
