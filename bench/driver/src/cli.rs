@@ -24,6 +24,16 @@ pub(crate) enum Command {
     Records(RecordsArgs),
     /// One scenario for a few seconds: fails unless requests succeed. For CI.
     Smoke(SmokeArgs),
+    /// The echo side of the loopback round-trip measurement (started by
+    /// `all` itself).
+    #[command(hide = true)]
+    RttEcho,
+    /// The timing side of the loopback round-trip measurement.
+    #[command(hide = true)]
+    RttPing {
+        /// The echo's address.
+        target: std::net::SocketAddr,
+    },
 }
 
 /// What every run that writes results takes.

@@ -16,6 +16,7 @@ use crate::pgbench;
 use crate::pin::{Pinning, Role};
 use crate::results::{Results, ScenarioResult, Settings};
 use crate::rounds;
+use crate::rtt::{self, RoundTrips};
 use crate::runner::Installed;
 use crate::scenarios::{self, System};
 use crate::targets;
@@ -30,6 +31,8 @@ struct Setup {
     stamp: String,
     machine: Machine,
     command: String,
+    /// Measured by `all` before its scenarios.
+    round_trips: Option<Result<RoundTrips, String>>,
 }
 
 fn setup(
@@ -59,13 +62,17 @@ fn setup(
         stamp,
         machine,
         command,
+        round_trips: None,
     })
 }
 
 /// `idem-bench all`.
 pub(crate) fn all(args: AllArgs) -> anyhow::Result<()> {
     let common = &args.records.common;
-    let setup = setup(common, args.warmup, args.duration, args.group)?;
+    let mut setup = setup(common, args.warmup, args.duration, args.group)?;
+    // First, while nothing else runs: the machine's cost of crossing
+    // between processes, which bounds the shared-store rows.
+    setup.round_trips = Some(rtt::measure(&setup.ctx));
     let ctx = &setup.ctx;
 
     let mut list = scenarios::all(&args.stores, !args.no_peers);
@@ -184,6 +191,7 @@ fn finish(
             "debug"
         },
         machine_before: setup.machine,
+        round_trips: setup.round_trips,
         load_after: machine::load_average(),
         elapsed_s: setup.started.elapsed().as_secs_f64(),
         settings,

@@ -31,6 +31,7 @@ mod process;
 mod redis_keys;
 mod results;
 mod rounds;
+mod rtt;
 mod runner;
 mod scenarios;
 mod servers;
@@ -51,6 +52,8 @@ fn main() -> ExitCode {
         Command::All(args) => full::all(args),
         Command::Records(args) => full::records(args),
         Command::Smoke(args) => smoke::command(args),
+        Command::RttEcho => rtt::echo(),
+        Command::RttPing { target } => rtt::ping(target),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

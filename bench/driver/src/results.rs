@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::batching::Batching;
 use crate::machine::Machine;
 use crate::memory::{DiskResult, MemoryResult};
+use crate::rtt::RoundTrips;
 use crate::targets::Target;
 
 /// The CPU label of a shared store's server (Redis, or PostgreSQL's
@@ -141,6 +142,9 @@ pub(crate) struct Results {
     pub(crate) revision: String,
     pub(crate) profile: &'static str,
     pub(crate) machine_before: Machine,
+    /// The loopback round trips between two processes, measured before
+    /// the scenarios (`all` only).
+    pub(crate) round_trips: Option<Result<RoundTrips, String>>,
     pub(crate) load_after: [f64; 3],
     pub(crate) elapsed_s: f64,
     pub(crate) settings: Settings,
