@@ -82,7 +82,9 @@ pub(crate) fn build(skip: bool, idem: Option<&Path>) -> anyhow::Result<Binaries>
     let idem = match idem {
         Some(path) => {
             anyhow::ensure!(path.is_file(), "{} is not a file", path.display());
-            path.to_path_buf()
+            // Absolute: the gateway is started from a scenario's own
+            // directory, where a relative path would name nothing.
+            std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?
         }
         None => find("idem")?,
     };
