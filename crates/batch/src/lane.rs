@@ -53,7 +53,7 @@ impl<K: Kind> Lane<K> {
                     self.running = false;
                     return;
                 }
-                let taken = queue.take(limits.max_batch, now, K::EXCLUSIVE_IDS);
+                let taken = queue.take(limits.max_batch, now, K::IDS);
                 if taken.batch.is_empty() {
                     // Under the same lock as the `take` that found nothing:
                     // an operation queued after this sees a free place and

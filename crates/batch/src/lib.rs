@@ -51,9 +51,10 @@
 //! - Each operation keeps its own bound: the caller waits at most until its
 //!   deadline; an operation still queued at its deadline is not sent; a
 //!   batch runs under the earliest deadline of its members.
-//! - Where the store asks for it ([`Kind::EXCLUSIVE_IDS`]), two operations
-//!   on one record id never share a batch or run in two batches at once;
-//!   they run in the order they arrived.
+//! - Operations on one record id are decided in the order they arrived:
+//!   as the store's [`Kind::IDS`] asks, they never run in two batches at
+//!   once, and a batch holds one of them ([`Ids::OnePerBatch`]) or several
+//!   in arrival order ([`Ids::InOrder`]).
 //!
 //! # Cancellation
 //!
@@ -74,6 +75,30 @@ use tokio::time::{Instant, timeout_at};
 
 use queue::{Pending, Queue};
 
+/// How operations on one record id may share batches. Two operations on
+/// one id must be decided in the order they arrived, which two batches
+/// running at once would not promise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    /// A batch holds at most one operation per id, and runs no id another
+    /// lane is running: for a batch that cannot decide two operations on
+    /// one record one after the other (one PostgreSQL statement cannot
+    /// update a row twice). A burst on one hot id goes out one round trip
+    /// per operation.
+    OnePerBatch,
+    /// A batch may hold several operations on one id, in arrival order,
+    /// which [`Kind::run`] decides one after the other; but it runs no id
+    /// another lane is running. A burst on one hot id (replays of one key,
+    /// a retry storm) goes out in one batch.
+    InOrder,
+    /// No rule: operations on one id may share a batch, and may run in
+    /// two lanes at once. For a store whose batch decides its operations
+    /// one after the other, each on the record as it then is, in one atomic
+    /// step on the server (a Redis script): two operations on one id in two
+    /// lanes are then just two concurrent requests, each decided whole.
+    Any,
+}
+
 /// The answer to each operation of a batch, in the batch's order, or one
 /// failure for the whole batch (which then wrote nothing).
 pub type Answers<O, E> = Result<Vec<Result<O, E>>, E>;
@@ -87,21 +112,14 @@ pub trait Kind: Send + Sync + 'static {
     /// The store's failure.
     type Error: Failure;
 
-    /// Whether an id may have only one operation in flight: batches never
-    /// hold two operations on one id, nor run while another lane runs one
-    /// on it. PostgreSQL needs this (one statement cannot update a row
-    /// twice). A store whose batch decides its operations one after the
-    /// other, in order, like a Redis script, does not, and without it a
-    /// burst on one hot id (replays of one key) goes out in one batch
-    /// instead of one round trip per operation.
-    const EXCLUSIVE_IDS: bool = true;
+    /// How operations on one record id may share batches (see [`Ids`]).
+    const IDS: Ids = Ids::OnePerBatch;
 
     /// The record the operation is about.
     fn id(job: &Self::Job) -> RecordId;
 
-    /// Runs `jobs` (at least one; distinct ids if [`Kind::EXCLUSIVE_IDS`])
-    /// as one batch, every round
-    /// trip bounded by `deadline`.
+    /// Runs `jobs` (at least one; as [`Kind::IDS`] allows, in arrival
+    /// order) as one batch, every round trip bounded by `deadline`.
     fn run<'a>(
         &'a self,
         jobs: &'a [Self::Job],

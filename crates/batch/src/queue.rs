@@ -10,13 +10,15 @@
 //! - operations whose caller has gone (its future was dropped): dropped
 //!   unsent, since nobody would hear the answer;
 //! - operations whose deadline has passed: answered `Unavailable` unsent;
-//! - when ids are exclusive (the store's [`crate::Kind::EXCLUSIVE_IDS`]),
-//!   operations on a record id that is already in this batch or in a batch
-//!   another lane is running: they stay where they are and go in a later
-//!   batch. Two operations on one id must be decided in the order they
-//!   arrived, which two batches running at once would not promise (and
-//!   PostgreSQL's `ON CONFLICT DO UPDATE` cannot touch one row twice in a
-//!   statement);
+//! - unless the store's [`crate::Kind::IDS`] is [`Ids::Any`], operations on
+//!   a record id that is in a batch another lane is running, and for
+//!   [`Ids::OnePerBatch`] also those on an id already in this batch: they
+//!   stay where they are and go in a later batch. Two operations on one id
+//!   must be decided in the order they arrived, which two batches running
+//!   at once would not promise (and PostgreSQL's `ON CONFLICT DO UPDATE`
+//!   cannot touch one row twice in a statement). With [`Ids::InOrder`]
+//!   the batch keeps them in arrival order, and the store decides them in
+//!   that order;
 //!
 //! up to `max` operations.
 //!
@@ -39,11 +41,13 @@ use std::time::Duration;
 
 use idem_core::RecordId;
 use tokio::sync::oneshot;
+
+use crate::Ids;
 use tokio::time::Instant;
 
 /// One operation waiting for a lane.
 pub(crate) struct Pending<J, R> {
-    /// The record it is about; no two of a batch share one.
+    /// The record it is about.
     pub(crate) id: RecordId,
     pub(crate) job: J,
     /// When it was queued.
@@ -138,11 +142,15 @@ impl<J, R> Queue<J, R> {
     }
 
     /// Takes the next batch of at most `max` operations (see the module
-    /// docs for the rule); `exclusive` keeps each id to one operation in
-    /// flight.
-    pub(crate) fn take(&mut self, max: usize, now: Instant, exclusive: bool) -> Taken<J, R> {
-        let mut batch = Vec::new();
+    /// docs for the rule); `ids` is the store's rule for operations on one
+    /// id.
+    pub(crate) fn take(&mut self, max: usize, now: Instant, ids: Ids) -> Taken<J, R> {
+        let mut batch: Vec<Pending<J, R>> = Vec::new();
         let mut expired = Vec::new();
+        // The ids this batch made busy: with `Ids::InOrder`, more
+        // operations on them may join it (in arrival order, since an
+        // earlier one passed over would have kept its id out of `mine`).
+        let mut mine = HashSet::new();
         // Operations passed over, in order, put back in front at the end.
         let mut deferred = Vec::new();
         while batch.len() < max {
@@ -156,7 +164,19 @@ impl<J, R> Queue<J, R> {
                 expired.push(pending);
                 continue;
             }
-            if exclusive && !self.busy.insert(pending.id) {
+            let joins = match ids {
+                Ids::Any => true,
+                Ids::OnePerBatch => self.busy.insert(pending.id),
+                Ids::InOrder => {
+                    if self.busy.insert(pending.id) {
+                        mine.insert(pending.id);
+                        true
+                    } else {
+                        mine.contains(&pending.id)
+                    }
+                }
+            };
+            if !joins {
                 deferred.push(pending);
                 continue;
             }
@@ -222,7 +242,11 @@ mod tests {
         assert!(q.spill(2), "a waiter starts a lane in a free place");
         q.lane_stopped();
         q.lane_stopped();
-        assert!(!q.take(64, Instant::now(), true).batch.is_empty());
+        assert!(
+            !q.take(64, Instant::now(), Ids::OnePerBatch)
+                .batch
+                .is_empty()
+        );
         assert!(!q.spill(2), "nothing waits: no lane");
         let (p, _rx) = pending(9, 9, later);
         assert!(
@@ -275,12 +299,12 @@ mod tests {
             receivers.push(rx);
             q.push(p, 1, 64);
         }
-        let taken = q.take(3, now, true);
+        let taken = q.take(3, now, Ids::OnePerBatch);
         assert_eq!(jobs(&taken.batch), [0, 1, 2]);
         assert!(taken.expired.is_empty());
         assert_eq!(q.len(), 2);
         // The ids of a running batch are busy, the others are not.
-        let taken = q.take(3, now, true);
+        let taken = q.take(3, now, Ids::OnePerBatch);
         assert_eq!(jobs(&taken.batch), [3, 4]);
     }
 
@@ -296,15 +320,15 @@ mod tests {
             receivers.push(rx);
             q.push(p, 1, 64);
         }
-        let first = q.take(64, now, true);
+        let first = q.take(64, now, Ids::OnePerBatch);
         assert_eq!(jobs(&first.batch), [0, 2, 4], "one operation per id");
         // While the first batch runs, its ids stay busy: nothing to take.
-        assert!(q.take(64, now, true).batch.is_empty());
+        assert!(q.take(64, now, Ids::OnePerBatch).batch.is_empty());
         q.finish(first.batch.iter().map(|p| p.id));
-        let second = q.take(64, now, true);
+        let second = q.take(64, now, Ids::OnePerBatch);
         assert_eq!(jobs(&second.batch), [1], "the next of key a, and only it");
         q.finish(second.batch.iter().map(|p| p.id));
-        assert_eq!(jobs(&q.take(64, now, true).batch), [3]);
+        assert_eq!(jobs(&q.take(64, now, Ids::OnePerBatch).batch), [3]);
         assert_eq!(q.len(), 0);
     }
 
@@ -320,14 +344,14 @@ mod tests {
             q.push(p, 1, 64);
         }
         drop(gone_rx);
-        let taken = q.take(64, now, true);
+        let taken = q.take(64, now, Ids::OnePerBatch);
         assert_eq!(jobs(&taken.batch), [3]);
         assert_eq!(jobs(&taken.expired), [1]);
         assert_eq!(q.len(), 0);
     }
 
     #[test]
-    fn without_exclusive_ids_one_id_may_fill_a_batch() {
+    fn with_any_ids_one_id_may_fill_a_batch() {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
         let mut q = Queue::new();
@@ -337,7 +361,56 @@ mod tests {
             receivers.push(rx);
             q.push(p, 1, 64);
         }
-        assert_eq!(jobs(&q.take(3, now, false).batch), [0, 1, 2]);
-        assert_eq!(jobs(&q.take(3, now, false).batch), [3], "not held back");
+        assert_eq!(jobs(&q.take(3, now, Ids::Any).batch), [0, 1, 2]);
+        assert_eq!(jobs(&q.take(3, now, Ids::Any).batch), [3], "not held back");
+    }
+
+    #[test]
+    fn in_order_ids_share_a_batch_but_never_two_lanes() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        // Keys: a, a, b, a, c; jobs numbered in arrival order.
+        for (job, key) in [1, 1, 2, 1, 3].into_iter().enumerate() {
+            let (p, rx) = pending(key, job as u32, later);
+            receivers.push(rx);
+            q.push(p, 1, 64);
+        }
+        let first = q.take(3, now, Ids::InOrder);
+        assert_eq!(jobs(&first.batch), [0, 1, 2], "key a twice, in order");
+        // Key a is running: its third operation waits, key c goes on.
+        let second = q.take(64, now, Ids::InOrder);
+        assert_eq!(jobs(&second.batch), [4]);
+        q.finish(first.batch.iter().map(|p| p.id));
+        assert_eq!(jobs(&q.take(64, now, Ids::InOrder).batch), [3]);
+        assert_eq!(q.len(), 0);
+    }
+
+    #[test]
+    fn in_order_ids_never_pass_an_operation_held_back() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(60);
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        for (job, key) in [1, 2, 2].into_iter().enumerate() {
+            let (p, rx) = pending(key, job as u32, later);
+            receivers.push(rx);
+            q.push(p, 1, 64);
+        }
+        // Key a runs in one lane; key b twice in another.
+        let first = q.take(1, now, Ids::InOrder);
+        assert_eq!(jobs(&first.batch), [0]);
+        let (p, rx) = pending(1, 3, later);
+        receivers.push(rx);
+        q.push(p, 1, 64);
+        let second = q.take(64, now, Ids::InOrder);
+        assert_eq!(
+            jobs(&second.batch),
+            [1, 2],
+            "key a's next waits for its lane"
+        );
+        q.finish(first.batch.iter().map(|p| p.id));
+        assert_eq!(jobs(&q.take(64, now, Ids::InOrder).batch), [3]);
     }
 }

@@ -35,7 +35,7 @@
 //! Attempts are bounded (the operation's deadline bounds them anyway); a
 //! record that changes under every attempt is reported as unavailable.
 
-use idem_core::{ClaimOutcome, ClaimRequest, decide_claim};
+use idem_core::{ClaimOutcome, ClaimRequest, Record, RecordState, decide_claim};
 
 use crate::conn::Conn;
 use crate::error::Failure;
@@ -46,12 +46,22 @@ use crate::row::{self, fence_from_db, time_to_db};
 /// attempts, so this is far more than a real race needs.
 const MAX_ATTEMPTS: usize = 8;
 
-/// Claims `request.id`; see the module docs.
+/// A claim's answer, and the record as the claim left it.
+pub(crate) struct Answered {
+    pub(crate) outcome: ClaimOutcome,
+    /// The record the claim wrote, or the one it read and left as it was;
+    /// what a later claim of the same id in the same batch is decided on
+    /// (`claim_repeats.rs`).
+    pub(crate) record: Record,
+}
+
+/// Claims `request.id` (see the module docs), and says what it left the
+/// record as.
 pub(crate) async fn claim(
     conn: &mut Conn,
     sql: &str,
     request: &ClaimRequest,
-) -> Result<ClaimOutcome, Failure> {
+) -> Result<Answered, Failure> {
     let id: &[u8] = request.id.as_bytes();
     let fingerprint: &[u8] = request.fingerprint.as_bytes();
     let now = time_to_db(request.now);
@@ -61,8 +71,8 @@ pub(crate) async fn claim(
         let row = conn
             .query_one(sql, &[&id, &fingerprint, &now, &lease_db, &expires_db])
             .await?;
-        if let Some(outcome) = answer(&row, request)? {
-            return Ok(outcome);
+        if let Some(answered) = read(&row, request)? {
+            return Ok(answered);
         }
         // The decision is to execute: the snapshot predates the version the
         // conflict check saw; see "When the two readings disagree".
@@ -79,10 +89,10 @@ pub(crate) async fn claim(
 /// `claim.sql`, or `claim_many.sql`, which has the same columns): `None`
 /// when the statement must be run again (see "When the two readings
 /// disagree").
-pub(crate) fn answer(
+pub(crate) fn read(
     row: &tokio_postgres::Row,
     request: &ClaimRequest,
-) -> Result<Option<ClaimOutcome>, Failure> {
+) -> Result<Option<Answered>, Failure> {
     let claimed: Option<i64> = row
         .try_get("claimed_fence")
         .map_err(|e| Failure::Corrupt(format!("the claim's answer cannot be read: {e}")))?;
@@ -90,13 +100,31 @@ pub(crate) fn answer(
         let takeovers: Option<i32> = row
             .try_get("claimed_takeovers")
             .map_err(|e| Failure::Corrupt(format!("the claim's answer cannot be read: {e}")))?;
-        return Ok(Some(ClaimOutcome::Claimed {
-            fence: fence_from_db(fence)?,
+        let fence = fence_from_db(fence)?;
+        let outcome = ClaimOutcome::Claimed {
+            fence,
             lease_expires_at: request.lease_expires_at(),
             // A fresh claim writes 0; only a takeover counts up.
             takeover: takeovers.is_some_and(|n| n > 0),
-        }));
+        };
+        // What the statement wrote. A takeover kept the record's creation
+        // time, which the statement does not return; no decision reads it.
+        let record = Record {
+            fingerprint: request.fingerprint,
+            fence,
+            created_at: request.now,
+            expires_at: request.in_flight_expires_at(),
+            state: RecordState::InFlight {
+                lease_expires_at: request.lease_expires_at(),
+            },
+        };
+        return Ok(Some(Answered { outcome, record }));
     }
     let record = row::record(row)?;
-    Ok(decide_claim(record.as_ref(), &request.fingerprint, request.now).answer())
+    let outcome = decide_claim(record.as_ref(), &request.fingerprint, request.now).answer();
+    // An answer that writes nothing comes from a live record, left as it
+    // was.
+    Ok(outcome
+        .zip(record)
+        .map(|(outcome, record)| Answered { outcome, record }))
 }

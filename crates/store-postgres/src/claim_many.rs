@@ -13,16 +13,21 @@
 //! wrote nothing in the batch; it is run again with the single-row
 //! statement on the same connection, after the batch committed, exactly as
 //! a single claim is.
+//!
+//! A batch may hold several claims of one id, in arrival order
+//! ([`Ids::InOrder`]): the statement takes the first of each id, and
+//! `claim_repeats.rs` decides the others after it.
 
 use std::time::Duration;
 
 use idem_core::{BoxFuture, ClaimOutcome, ClaimRequest, RecordId};
 
 use deadpool_postgres::Pool;
-use idem_batch::Kind;
+use idem_batch::{Ids, Kind};
 use tokio::time::Instant;
 
-use crate::claim;
+use crate::claim::{self, Answered};
+use crate::claim_repeats;
 use crate::conn::Conn;
 use crate::error::Failure;
 
@@ -46,6 +51,9 @@ impl Kind for Claims {
     type Job = ClaimRequest;
     type Output = ClaimOutcome;
     type Error = Failure;
+    // A burst of retries of one key goes out in one batch, not one
+    // statement per retry.
+    const IDS: Ids = Ids::InOrder;
 
     fn id(job: &ClaimRequest) -> RecordId {
         job.id
@@ -59,16 +67,34 @@ impl Kind for Claims {
         Box::pin(async move {
             let mut conn = Conn::get(&self.pool, deadline, self.budget).await?;
             let conn = &mut conn;
-            if let [job] = jobs {
-                return Ok(vec![claim::claim(conn, &self.single, job).await]);
-            }
-            self.run_many(conn, jobs).await
+            let answered = if claim_repeats::any(jobs) {
+                claim_repeats::run(self, conn, jobs).await?
+            } else {
+                self.answer_all(conn, jobs).await?
+            };
+            Ok(answered
+                .into_iter()
+                .map(|answer| answer.map(|a| a.outcome))
+                .collect())
         })
     }
 }
 
 impl Claims {
-    async fn run_many(&self, conn: &mut Conn, jobs: &[ClaimRequest]) -> Answers<ClaimOutcome> {
+    /// Claims of distinct ids: one statement, or the single-row one for
+    /// one claim.
+    pub(crate) async fn answer_all(
+        &self,
+        conn: &mut Conn,
+        jobs: &[ClaimRequest],
+    ) -> Answers<Answered> {
+        if let [job] = jobs {
+            return Ok(vec![claim::claim(conn, &self.single, job).await]);
+        }
+        self.run_many(conn, jobs).await
+    }
+
+    async fn run_many(&self, conn: &mut Conn, jobs: &[ClaimRequest]) -> Answers<Answered> {
         // Sent in id order: rows are locked in the order they are inserted,
         // and the same order in every batch (of every gateway) means two
         // batches never wait for each other in a cycle.
@@ -105,7 +131,7 @@ impl Claims {
             )));
         }
 
-        let mut answers: Vec<Option<Result<ClaimOutcome, Failure>>> =
+        let mut answers: Vec<Option<Result<Answered, Failure>>> =
             (0..jobs.len()).map(|_| None).collect();
         let mut again = Vec::new();
         for row in &rows {
@@ -114,8 +140,8 @@ impl Claims {
                     "a batch's claim answer names no claim of the batch".to_owned(),
                 ));
             };
-            match claim::answer(row, &jobs[index]) {
-                Ok(Some(outcome)) => answers[index] = Some(Ok(outcome)),
+            match claim::read(row, &jobs[index]) {
+                Ok(Some(answered)) => answers[index] = Some(Ok(answered)),
                 Ok(None) => again.push(index),
                 Err(failure) => answers[index] = Some(Err(failure)),
             }

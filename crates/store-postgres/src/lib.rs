@@ -104,6 +104,7 @@
 mod admin;
 mod claim;
 mod claim_many;
+mod claim_repeats;
 mod codec;
 mod complete_many;
 mod conn;

@@ -197,10 +197,10 @@ async fn concurrent_operations_on_distinct_ids_share_one_statement() {
     assert_eq!(after.completions - before.completions, 41);
 }
 
-/// Claims of one id queued in one burst are decided one statement after
-/// another, in the order they arrived: the first executes, the same request
-/// again is Busy, another request with the key is a Mismatch. Other ids of
-/// the burst share the first statement.
+/// Claims of one id queued in one burst go out in one batch with the
+/// burst's other ids, and are decided in the order they arrived: the first
+/// executes, the same request again is Busy, another request with the key
+/// is a Mismatch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn duplicates_in_a_burst_are_decided_in_arrival_order() {
     let Some(url) = common::url_or_skip("batching test") else {
@@ -270,10 +270,112 @@ async fn duplicates_in_a_burst_are_decided_in_arrival_order() {
     let after = store.batch_stats();
     assert_eq!(
         after.claim_batches - before.claim_batches,
-        5,
-        "gate; key and the other id; then key's three others one by one: {after:?}"
+        2,
+        "the gate, then the whole burst: {after:?}"
     );
-    assert_eq!(after.largest_claim_batch, 2);
+    assert_eq!(after.largest_claim_batch, 5);
+}
+
+/// In a burst on one id, a later claim that must write (by its own clock
+/// the record the first one wrote has expired) runs alone, in its turn, and
+/// the claims after it are decided on what it wrote: here another payload's
+/// record, so the first request again is a Mismatch, where the first
+/// claim's record would have said Busy. Claims of a completed
+/// record in the same burst replay it, or are told the key was used with
+/// another payload, from the same statement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repeated_claim_that_must_write_runs_alone_in_its_turn() {
+    let Some(url) = common::url_or_skip("batching test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "rept").await;
+    let store = Arc::new(schema.store_with(&url, one_lane(&schema, "r_")));
+    store.migrate().await.expect("migrate");
+    let records = schema.records("r_");
+
+    let done = id(93, 1);
+    let done_fence = claimed(
+        store
+            .claim(request(done, T0, LEASE, TTL))
+            .await
+            .expect("claim"),
+    );
+    store
+        .complete(completion(done, done_fence, 5, T0, TTL))
+        .await
+        .expect("complete");
+
+    let (gate, _) = Gate::new(&url, &store, &records, 0).await;
+    let before = store.batch_stats();
+    let gated = spawn_claim(&store, takeover(0));
+    tokio::time::sleep(SETTLE).await;
+    let key = id(93, 0);
+    // After the first claim's whole in-flight life: it has expired.
+    let much_later = T0.plus(LEASE + TTL + Duration::from_secs(1));
+    let other_payload = |mut r: ClaimRequest| {
+        r.fingerprint = fingerprint(9);
+        r
+    };
+    let burst = [
+        request(key, T0, LEASE, TTL),
+        other_payload(request(key, much_later, LEASE, TTL)),
+        request(key, T0, LEASE, TTL),
+        request(done, T0, LEASE, TTL),
+        other_payload(request(done, T0, LEASE, TTL)),
+        request(done, T0, LEASE, TTL),
+    ];
+    let mut tasks = Vec::new();
+    for r in burst {
+        tasks.push(spawn_claim(&store, r));
+        // One at a time, so that the queue's order is this order.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate claim");
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("claim task").expect("claim"));
+    }
+
+    let first = claimed(outcomes[0].clone());
+    let second = claimed(outcomes[1].clone());
+    assert!(second > first, "a new fence for the record written again");
+    assert_eq!(
+        outcomes[2],
+        ClaimOutcome::Mismatch {
+            expires_at: much_later.plus(LEASE + TTL)
+        },
+        "decided on what the claim that ran alone wrote"
+    );
+    let replayed = |outcome: &ClaimOutcome| match outcome {
+        ClaimOutcome::Replay { response: r, .. } => r.clone(),
+        other => panic!("expected a replay, got {other:?}"),
+    };
+    assert_eq!(replayed(&outcomes[3]), response(5));
+    assert_eq!(
+        outcomes[4],
+        ClaimOutcome::Mismatch {
+            expires_at: T0.plus(TTL)
+        }
+    );
+    assert_eq!(replayed(&outcomes[5]), response(5));
+    let record = store.get(key).await.expect("get").expect("record");
+    assert_eq!(record.fence, second);
+    assert_eq!(record.fingerprint, fingerprint(9));
+    assert_eq!(
+        record.state,
+        RecordState::InFlight {
+            lease_expires_at: much_later.plus(LEASE)
+        }
+    );
+
+    let after = store.batch_stats();
+    assert_eq!(
+        after.claim_batches - before.claim_batches,
+        2,
+        "the gate, then the whole burst (the claim run alone is not a batch): {after:?}"
+    );
+    assert_eq!(after.largest_claim_batch, 6);
 }
 
 /// A batch that cannot finish: the takeover of a record whose row another

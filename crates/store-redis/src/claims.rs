@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use idem_batch::{Ids, Kind};
 use idem_core::{BoxFuture, ClaimOutcome, ClaimRequest, RecordId};
 use redis::Value;
 use tokio::time::Instant;
@@ -28,13 +29,13 @@ pub(crate) struct Claims {
     pub(crate) keys: Arc<KeySpace>,
 }
 
-impl idem_batch::Kind for Claims {
+impl Kind for Claims {
     type Job = ClaimRequest;
     type Output = ClaimOutcome;
     type Error = Failure;
     // The script decides a batch's operations one after the other, so two
     // on one record (a burst of retries of one key) may share a run.
-    const EXCLUSIVE_IDS: bool = false;
+    const IDS: Ids = Ids::Any;
 
     fn id(job: &ClaimRequest) -> RecordId {
         job.id

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use idem_batch::{Ids, Kind};
 use idem_core::{BoxFuture, Completion, FenceRejection, RecordId};
 use redis::Value;
 use tokio::time::Instant;
@@ -30,13 +31,13 @@ pub(crate) struct Completions {
     pub(crate) keys: Arc<KeySpace>,
 }
 
-impl idem_batch::Kind for Completions {
+impl Kind for Completions {
     type Job = Completion;
     type Output = Written;
     type Error = Failure;
     // The script decides a batch's operations one after the other, so two
     // on one record (a burst of retries of one key) may share a run.
-    const EXCLUSIVE_IDS: bool = false;
+    const IDS: Ids = Ids::Any;
 
     fn id(job: &Completion) -> RecordId {
         job.id
