@@ -52,6 +52,7 @@ pub use cases::{
 };
 pub use races::{
     concurrent_claims_on_many_keys, concurrent_claims_on_one_key,
-    concurrent_complete_stale_vs_current, concurrent_release_and_claim,
+    concurrent_claims_with_two_payloads_then_replays, concurrent_complete_stale_vs_current,
+    concurrent_release_and_claim,
 };
 pub use runner::run_all;

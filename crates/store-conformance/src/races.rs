@@ -10,8 +10,8 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use tokio::task::JoinSet;
 
 use crate::fixtures::{
-    FP, LEASE, T0, assert_fenced, at, claim, claim_executes, completion, get, id, other_response,
-    response,
+    FP, LEASE, OTHER_FP, T0, TTL, assert_fenced, at, claim, claim_executes, complete_ok,
+    completion, get, id, other_response, response,
 };
 
 /// Panics unless the caller runs a multi-thread runtime: on a current-thread
@@ -74,6 +74,81 @@ pub async fn concurrent_claims_on_one_key<S: Store>(store: S) {
             CLAIMERS - 1,
             "round {round}: every other claim is Busy with the holder's lease end: {outcomes:?}"
         );
+    }
+}
+
+/// 64 tasks claim one key at the same instant, half with one payload and
+/// half with another, over several rounds: exactly one executes, the others
+/// with its payload are `Busy` and those with the other payload are
+/// `Mismatch`. Then the holder completes, and 64 more race again: its
+/// payload is replayed to every one of them, the other payload refused. A
+/// store that decides many claims of one key in one step (a batch) must
+/// decide each on the record as the claims before it left it.
+pub async fn concurrent_claims_with_two_payloads_then_replays<S: Store>(store: S) {
+    require_multi_thread("concurrent_claims_with_two_payloads_then_replays");
+    const CLAIMERS: usize = 64;
+    const ROUNDS: u32 = 4;
+    let store = Arc::new(store);
+    for round in 0..ROUNDS {
+        let id = id(44, round);
+        let race = |fingerprints: Vec<_>| {
+            let mut tasks = JoinSet::new();
+            for fingerprint in fingerprints {
+                let store = Arc::clone(&store);
+                tasks
+                    .spawn(async move { (fingerprint, claim(&*store, id, fingerprint, T0).await) });
+            }
+            join_all(tasks)
+        };
+        let payloads = |n: usize| {
+            (0..n)
+                .map(|i| if i % 2 == 0 { FP } else { OTHER_FP })
+                .collect()
+        };
+        let outcomes = race(payloads(CLAIMERS)).await;
+        let winners: Vec<_> = outcomes
+            .iter()
+            .filter_map(|(fp, o)| match o {
+                ClaimOutcome::Claimed { fence, .. } => Some((*fp, *fence)),
+                _ => None,
+            })
+            .collect();
+        let [(winner, fence)] = winners[..] else {
+            panic!("round {round}: exactly one racing claim executes, got {winners:?}");
+        };
+        for (fp, outcome) in &outcomes {
+            let expected = if matches!(outcome, ClaimOutcome::Claimed { .. }) {
+                continue;
+            } else if *fp == winner {
+                ClaimOutcome::Busy {
+                    lease_expires_at: T0.plus(LEASE),
+                }
+            } else {
+                ClaimOutcome::Mismatch {
+                    expires_at: T0.plus(LEASE).plus(TTL),
+                }
+            };
+            assert_eq!(*outcome, expected, "round {round}: a racing claim");
+        }
+
+        let done = at(Duration::from_secs(1));
+        complete_ok(&*store, id, fence, response(), done).await;
+        let outcomes = race(payloads(CLAIMERS)).await;
+        for (fp, outcome) in &outcomes {
+            match outcome {
+                ClaimOutcome::Replay {
+                    response: replayed,
+                    expires_at,
+                } if *fp == winner => {
+                    assert_eq!(*replayed, response(), "round {round}: the stored response");
+                    assert_eq!(*expires_at, done.plus(TTL));
+                }
+                ClaimOutcome::Mismatch { expires_at } if *fp != winner => {
+                    assert_eq!(*expires_at, done.plus(TTL));
+                }
+                other => panic!("round {round}: a claim after completion got {other:?}"),
+            }
+        }
     }
 }
 

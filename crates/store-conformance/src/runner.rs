@@ -76,6 +76,7 @@ fn all_cases<S: Store>() -> Vec<(&'static str, Case<S>)> {
         cases::list_in_flight_pages_by_record_id,
         races::concurrent_claims_on_one_key,
         races::concurrent_claims_on_many_keys,
+        races::concurrent_claims_with_two_payloads_then_replays,
         races::concurrent_complete_stale_vs_current,
         races::concurrent_release_and_claim,
     ]
