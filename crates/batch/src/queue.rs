@@ -217,6 +217,19 @@ mod tests {
         (pending, rx)
     }
 
+    /// A queue holding one operation per key of `keys`, numbered from 0 in
+    /// that order, and the receivers that keep them waiting.
+    fn queued(keys: &[u8], deadline: Instant) -> (Queue<u32, u32>, Vec<Reply>) {
+        let mut q = Queue::new();
+        let mut receivers = Vec::new();
+        for (job, &key) in keys.iter().enumerate() {
+            let (p, rx) = pending(key, job as u32, deadline);
+            receivers.push(rx);
+            q.push(p, 1, 64);
+        }
+        (q, receivers)
+    }
+
     fn jobs(batch: &[Pending<u32, u32>]) -> Vec<u32> {
         batch.iter().map(|p| p.job).collect()
     }
@@ -311,15 +324,8 @@ mod tests {
     #[test]
     fn one_id_twice_waits_for_a_later_batch_in_arrival_order() {
         let now = Instant::now();
-        let later = now + Duration::from_secs(60);
-        let mut q = Queue::new();
-        let mut receivers = Vec::new();
         // Keys: a, a, b, a, c; jobs numbered in arrival order.
-        for (job, key) in [1, 1, 2, 1, 3].into_iter().enumerate() {
-            let (p, rx) = pending(key, job as u32, later);
-            receivers.push(rx);
-            q.push(p, 1, 64);
-        }
+        let (mut q, _receivers) = queued(&[1, 1, 2, 1, 3], now + Duration::from_secs(60));
         let first = q.take(64, now, Ids::OnePerBatch);
         assert_eq!(jobs(&first.batch), [0, 2, 4], "one operation per id");
         // While the first batch runs, its ids stay busy: nothing to take.
@@ -353,14 +359,7 @@ mod tests {
     #[test]
     fn with_any_ids_one_id_may_fill_a_batch() {
         let now = Instant::now();
-        let later = now + Duration::from_secs(60);
-        let mut q = Queue::new();
-        let mut receivers = Vec::new();
-        for (job, key) in [1, 1, 2, 1].into_iter().enumerate() {
-            let (p, rx) = pending(key, job as u32, later);
-            receivers.push(rx);
-            q.push(p, 1, 64);
-        }
+        let (mut q, _receivers) = queued(&[1, 1, 2, 1], now + Duration::from_secs(60));
         assert_eq!(jobs(&q.take(3, now, Ids::Any).batch), [0, 1, 2]);
         assert_eq!(jobs(&q.take(3, now, Ids::Any).batch), [3], "not held back");
     }
@@ -368,15 +367,8 @@ mod tests {
     #[test]
     fn in_order_ids_share_a_batch_but_never_two_lanes() {
         let now = Instant::now();
-        let later = now + Duration::from_secs(60);
-        let mut q = Queue::new();
-        let mut receivers = Vec::new();
         // Keys: a, a, b, a, c; jobs numbered in arrival order.
-        for (job, key) in [1, 1, 2, 1, 3].into_iter().enumerate() {
-            let (p, rx) = pending(key, job as u32, later);
-            receivers.push(rx);
-            q.push(p, 1, 64);
-        }
+        let (mut q, _receivers) = queued(&[1, 1, 2, 1, 3], now + Duration::from_secs(60));
         let first = q.take(3, now, Ids::InOrder);
         assert_eq!(jobs(&first.batch), [0, 1, 2], "key a twice, in order");
         // Key a is running: its third operation waits, key c goes on.
@@ -391,13 +383,7 @@ mod tests {
     fn in_order_ids_never_pass_an_operation_held_back() {
         let now = Instant::now();
         let later = now + Duration::from_secs(60);
-        let mut q = Queue::new();
-        let mut receivers = Vec::new();
-        for (job, key) in [1, 2, 2].into_iter().enumerate() {
-            let (p, rx) = pending(key, job as u32, later);
-            receivers.push(rx);
-            q.push(p, 1, 64);
-        }
+        let (mut q, mut receivers) = queued(&[1, 2, 2], later);
         // Key a runs in one lane; key b twice in another.
         let first = q.take(1, now, Ids::InOrder);
         assert_eq!(jobs(&first.batch), [0]);

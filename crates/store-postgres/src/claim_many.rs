@@ -150,15 +150,23 @@ impl Claims {
             tracing::debug!(id = %jobs[index].id, "claim batch: snapshot older than the conflicting row, asking again");
             answers[index] = Some(claim::claim(conn, &self.single, &jobs[index]).await);
         }
-        Ok(answers
-            .into_iter()
-            .map(|answer| {
-                answer.unwrap_or_else(|| {
-                    Err(Failure::Corrupt("a batch's claim got no answer".to_owned()))
-                })
-            })
-            .collect())
+        Ok(settle(answers))
     }
+}
+
+/// Every claim's answer, in the batch's order; one that got none (a bug)
+/// is told so rather than left waiting.
+pub(crate) fn settle(
+    answers: Vec<Option<Result<Answered, Failure>>>,
+) -> Vec<Result<Answered, Failure>> {
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.unwrap_or_else(|| {
+                Err(Failure::Corrupt("a batch's claim got no answer".to_owned()))
+            })
+        })
+        .collect()
 }
 
 /// The index in the caller's batch of the claim a row answers: its `n`

@@ -27,9 +27,8 @@ use std::collections::{HashMap, HashSet};
 use idem_core::{ClaimRequest, Record, RecordId, decide_claim};
 
 use crate::claim::{self, Answered};
-use crate::claim_many::{Answers, Claims};
+use crate::claim_many::{self, Answers, Claims};
 use crate::conn::Conn;
-use crate::error::Failure;
 
 /// Whether some id has more than one claim in `jobs`.
 pub(crate) fn any(jobs: &[ClaimRequest]) -> bool {
@@ -90,12 +89,5 @@ pub(crate) async fn run(
         };
         answers[index] = Some(answer);
     }
-    Ok(answers
-        .into_iter()
-        .map(|answer| {
-            answer.unwrap_or_else(|| {
-                Err(Failure::Corrupt("a batch's claim got no answer".to_owned()))
-            })
-        })
-        .collect())
+    Ok(claim_many::settle(answers))
 }

@@ -90,6 +90,29 @@ fn spawn_claim(
     tokio::spawn(async move { store.claim(request).await })
 }
 
+/// Queues `burst` behind the gate one claim at a time (so that the queue's
+/// order is the burst's), opens the gate, and returns the burst's outcomes
+/// in its order.
+async fn queue_then_open<const N: usize>(
+    store: &Arc<PostgresStore>,
+    burst: [ClaimRequest; N],
+    gate: Gate,
+    gated: JoinHandle<Result<ClaimOutcome, StoreError>>,
+) -> Vec<ClaimOutcome> {
+    let mut tasks = Vec::new();
+    for r in burst {
+        tasks.push(spawn_claim(store, r));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    gate.open().await;
+    gated.await.expect("gate task").expect("gate claim");
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.expect("claim task").expect("claim"));
+    }
+    outcomes
+}
+
 fn fingerprint(n: u32) -> Fingerprint {
     let mut bytes = [0x5A; 32];
     bytes[..4].copy_from_slice(&n.to_be_bytes());
@@ -230,18 +253,7 @@ async fn duplicates_in_a_burst_are_decided_in_arrival_order() {
         request(id(92, 1), T0, LEASE, TTL),
         request(key, T0, LEASE, TTL),
     ];
-    let mut tasks = Vec::new();
-    for r in burst {
-        tasks.push(spawn_claim(&store, r));
-        // One at a time, so that the queue's order is this order.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    gate.open().await;
-    gated.await.expect("gate task").expect("gate claim");
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.expect("claim task").expect("claim"));
-    }
+    let outcomes = queue_then_open(&store, burst, gate, gated).await;
     let lease_end = T0.plus(LEASE);
     assert!(matches!(
         outcomes[0],
@@ -324,18 +336,7 @@ async fn a_repeated_claim_that_must_write_runs_alone_in_its_turn() {
         other_payload(request(done, T0, LEASE, TTL)),
         request(done, T0, LEASE, TTL),
     ];
-    let mut tasks = Vec::new();
-    for r in burst {
-        tasks.push(spawn_claim(&store, r));
-        // One at a time, so that the queue's order is this order.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    gate.open().await;
-    gated.await.expect("gate task").expect("gate claim");
-    let mut outcomes = Vec::new();
-    for task in tasks {
-        outcomes.push(task.await.expect("claim task").expect("claim"));
-    }
+    let outcomes = queue_then_open(&store, burst, gate, gated).await;
 
     let first = claimed(outcomes[0].clone());
     let second = claimed(outcomes[1].clone());
