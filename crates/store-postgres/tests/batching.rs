@@ -306,16 +306,7 @@ async fn a_repeated_claim_that_must_write_runs_alone_in_its_turn() {
     let records = schema.records("r_");
 
     let done = id(93, 1);
-    let done_fence = claimed(
-        store
-            .claim(request(done, T0, LEASE, TTL))
-            .await
-            .expect("claim"),
-    );
-    store
-        .complete(completion(done, done_fence, 5, T0, TTL))
-        .await
-        .expect("complete");
+    common::completed_record(&store, done, 5, LEASE, TTL).await;
 
     let (gate, _) = Gate::new(&url, &store, &records, 0).await;
     let before = store.batch_stats();

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{T0, TestSchema, claimed, completion, id, request};
+use common::{T0, TestSchema, claimed, id, request};
 use idem_core::{ClaimOutcome, Fingerprint, Store};
 use tokio::task::JoinSet;
 
@@ -67,16 +67,7 @@ async fn answers_that_write_nothing_take_no_lock() {
             .await
             .expect("claim"),
     );
-    let fence = claimed(
-        store
-            .claim(request(done, T0, LEASE, TTL))
-            .await
-            .expect("claim"),
-    );
-    store
-        .complete(completion(done, fence, 1, T0, TTL))
-        .await
-        .expect("complete");
+    common::completed_record(&store, done, 1, LEASE, TTL).await;
 
     let mut locker = common::admin(&url).await;
     let tx = locker.transaction().await.expect("begin");

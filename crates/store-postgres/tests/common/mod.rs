@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use idem_core::{
-    ClaimOutcome, ClaimRequest, Completion, Fence, Fingerprint, RecordId, StoredBody,
+    ClaimOutcome, ClaimRequest, Completion, Fence, Fingerprint, RecordId, Store, StoredBody,
     StoredResponse, Timestamp,
 };
 use idem_store_postgres::{PostgresOptions, PostgresStore};
@@ -195,6 +195,27 @@ pub fn completion(id: RecordId, fence: Fence, n: u32, now: Timestamp, ttl: Durat
         now,
         ttl,
     }
+}
+
+/// Claims `id` at `T0` and completes it with `response(n)`: a completed
+/// record for a test to replay.
+pub async fn completed_record(
+    store: &PostgresStore,
+    id: RecordId,
+    n: u32,
+    lease: Duration,
+    ttl: Duration,
+) {
+    let fence = claimed(
+        store
+            .claim(request(id, T0, lease, ttl))
+            .await
+            .expect("claim"),
+    );
+    store
+        .complete(completion(id, fence, n, T0, ttl))
+        .await
+        .expect("complete");
 }
 
 /// The fence of a claim that must have executed.
