@@ -2,6 +2,7 @@
 //! and requests over real sockets. One module per concern.
 
 mod gateway;
+mod leftovers;
 mod scrape;
 mod upstream;
 

@@ -13,6 +13,7 @@ use idem_core::{Completion, Fence, IdempotencyKey, Principal, RecordId, RouteTab
 use idem_core::{FenceRejection, StoredBody, StoredResponse, WriteError};
 
 use crate::gateway::{Gateway, GatewayArgs, TempDir};
+use crate::leftovers::Corner;
 use crate::tcp_proxy::TcpProxy;
 use crate::upstream::Upstream;
 
@@ -44,8 +45,9 @@ fn targets(test: &str) -> Vec<Target> {
     out
 }
 
-/// A store URL isolated from every other test and run.
-fn isolated(target: &Target, test: &str) -> String {
+/// A store URL isolated from every other test and run, and that corner
+/// of the store, for [`Corner::remove`] once the test has passed.
+fn isolated(target: &Target, test: &str) -> (String, Corner) {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let unique = format!(
         "{test}_{}_{}",
@@ -53,11 +55,18 @@ fn isolated(target: &Target, test: &str) -> String {
         NEXT.fetch_add(1, Ordering::SeqCst)
     );
     let sep = if target.url.contains('?') { '&' } else { '?' };
-    match target.name {
+    let prefix = match target.name {
         // Table names: letters, digits and underscores.
-        "postgres" => format!("{}{sep}prefix=e2e_{unique}_", target.url),
-        _ => format!("{}{sep}prefix=idem-e2e:{unique}:", target.url),
-    }
+        "postgres" => format!("e2e_{unique}_"),
+        _ => format!("idem-e2e:{unique}:"),
+    };
+    let url = format!("{}{sep}prefix={prefix}", target.url);
+    let corner = Corner {
+        store: target.name,
+        base_url: target.url.clone(),
+        prefix,
+    };
+    (url, corner)
 }
 
 fn start(upstream: &Upstream, store: &str, dir: &TempDir, config: Option<&str>) -> Gateway {
@@ -75,7 +84,7 @@ async fn three_gateways_two_hundred_requests_ten_keys_ten_executions() {
     for target in targets("the multi-gateway race") {
         let upstream = Upstream::start().await;
         let dir = TempDir::new();
-        let store = isolated(&target, "race");
+        let (store, corner) = isolated(&target, "race");
         let gateways: Vec<Gateway> = (0..3)
             .map(|_| start(&upstream, &store, &dir, None))
             .collect();
@@ -127,6 +136,8 @@ async fn three_gateways_two_hundred_requests_ten_keys_ten_executions() {
         if matches!(target.name, "postgres" | "redis") {
             assert_batched(&gateways, 200, 10).await;
         }
+        drop(gateways);
+        corner.remove().await;
     }
 }
 
@@ -166,7 +177,7 @@ async fn a_crashed_holder_is_taken_over_and_its_fence_can_no_longer_write() {
     for target in targets("crash and takeover") {
         let upstream = Upstream::start().await;
         let dir = TempDir::new();
-        let store_url = isolated(&target, "takeover");
+        let (store_url, corner) = isolated(&target, "takeover");
         let mut a = start(&upstream, &store_url, &dir, Some(config));
         let b = start(&upstream, &store_url, &dir, Some(config));
 
@@ -239,6 +250,8 @@ async fn a_crashed_holder_is_taken_over_and_its_fence_can_no_longer_write() {
             "{}: the new holder's outcome stands",
             target.name
         );
+        drop((a, b, store));
+        corner.remove().await;
     }
 }
 
@@ -254,7 +267,8 @@ async fn a_store_cut_mid_traffic_gives_bounded_503s_then_recovers() {
         let upstream = Upstream::start().await;
         let dir = TempDir::new();
         let proxy = TcpProxy::start(crate::stores::server_addr(&target.url)).await;
-        let store_url = isolated(&target, "fault").replacen(
+        let (store_url, corner) = isolated(&target, "fault");
+        let store_url = store_url.replacen(
             &crate::stores::host_port(&target.url),
             &proxy.addr.to_string(),
             1,
@@ -331,5 +345,7 @@ async fn a_store_cut_mid_traffic_gives_bounded_503s_then_recovers() {
             "{}: the acknowledged record survived the cut",
             target.name
         );
+        drop(gateway);
+        corner.remove().await;
     }
 }
