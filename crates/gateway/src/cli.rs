@@ -215,6 +215,9 @@ pub enum KeysCommand {
     List(KeysListArgs),
     /// Release an in-flight record: the next retry executes afresh.
     Release(KeysIdArgs),
+    /// Mark an in-flight record whose lease has lapsed completed, with the
+    /// response it had: retries replay it instead of executing again.
+    Complete(KeysCompleteArgs),
     /// Delete a record whatever its state: the next request executes.
     Delete(KeysIdArgs),
     /// Delete expired records now.
@@ -266,6 +269,41 @@ pub struct KeysListArgs {
     /// Follow every page to the end instead of printing one.
     #[arg(long)]
     pub all: bool,
+}
+
+/// `idem keys complete`: the response an operator found out the request
+/// had, for example from the payment processor's dashboard.
+#[derive(Debug, Clone, Args)]
+pub struct KeysCompleteArgs {
+    /// The record id (64 hex digits).
+    #[arg(value_name = "ID")]
+    pub id: String,
+
+    /// The status to replay, 200 to 599.
+    #[arg(long, value_name = "CODE")]
+    pub status: u16,
+
+    /// A header to replay, as "name: value"; repeat for more.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// The body to replay [default: empty].
+    #[arg(long, value_name = "TEXT", conflicts_with = "body_file")]
+    pub body: Option<String>,
+
+    /// Read the body to replay from a file ("-" for standard input).
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<String>,
+
+    /// Refuse unless the record still has this fence (the one you looked
+    /// at with `idem keys get`).
+    #[arg(long, value_name = "N")]
+    pub fence: Option<u64>,
+
+    /// How long to keep the completed record, e.g. 24h [default: the
+    /// route's TTL, which the record carries].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub ttl: Option<std::time::Duration>,
 }
 
 /// A subcommand that takes one record id.

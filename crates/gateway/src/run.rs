@@ -93,19 +93,20 @@ async fn serve(
         .map(|(_, route)| route.id.clone())
         .collect();
     let draining = Arc::new(AtomicBool::new(false));
+    let mut config = IdempotencyConfig::new(store.clone(), settings.routes);
+    config.global = settings.global;
+    config.clock = clock.clone();
     let admin_state = Arc::new(AdminState {
-        store: store.clone(),
-        clock: clock.clone(),
+        store,
+        clock,
         token: settings.admin_token.clone(),
         route_ids,
-        max_key_length: settings.global.max_key_length,
+        max_key_length: config.global.max_key_length,
+        never_stored_headers: config.never_stored_headers.clone(),
         metrics: Some(metrics),
         batching,
         draining: draining.clone(),
     });
-    let mut config = IdempotencyConfig::new(store, settings.routes);
-    config.global = settings.global;
-    config.clock = clock;
     let layer = IdempotencyLayer::new(config);
     let executions = layer.executions();
     let service = layer.layer(proxy);

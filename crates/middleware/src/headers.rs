@@ -32,10 +32,18 @@ const NEVER_STORED: [HeaderName; 9] = [
     header::CONTENT_LENGTH,
 ];
 
+/// Whether a header is one the gateway never stores, whatever the
+/// configuration: hop-by-hop, or `content-length`. Exposed so that a
+/// response written by an operator (the admin API's "mark completed") is
+/// held to the same rule as one from the upstream.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    NEVER_STORED.contains(name)
+}
+
 /// Whether a response header may be stored: it is not hop-by-hop, not named
 /// by the response's `Connection` header, and not on the deny list.
 pub(crate) fn is_storable(name: &HeaderName, response: &HeaderMap, deny: &[HeaderName]) -> bool {
-    if NEVER_STORED.contains(name) || deny.contains(name) {
+    if is_hop_by_hop(name) || deny.contains(name) {
         return false;
     }
     !response

@@ -10,6 +10,7 @@ use idem_middleware::BoxError;
 
 use super::AdminState;
 use super::auth;
+use super::complete;
 use super::endpoints::{self, Endpoint, Op, Routed};
 use super::health;
 use super::openapi;
@@ -19,6 +20,9 @@ use super::respond::{AdminProblem, AdminResponse, with_type};
 /// The largest request body the admin API reads (a lookup is a few hundred
 /// bytes).
 const MAX_BODY: usize = 64 * 1024;
+/// The largest body of a "mark completed": a response of up to the default
+/// `max_response_bytes` (1 MiB), base64-encoded, with room for headers.
+const MAX_COMPLETE_BODY: usize = 2 * 1024 * 1024;
 
 /// Answers one request to the admin listener from `peer`.
 pub(crate) async fn handle<B>(
@@ -64,13 +68,17 @@ where
     let id = id.as_deref();
     let with_body = query.flag("body");
     let answer = match endpoint.op {
-        Op::Lookup => match read_body(body).await {
+        Op::Lookup => match read_body(body, MAX_BODY).await {
             Ok(bytes) => records::lookup(state, &bytes, with_body).await,
             Err(problem) => problem.into(),
         },
         Op::GetRecord => records::get(state, id, with_body).await,
         Op::DeleteRecord => records::delete(state, id).await,
         Op::ReleaseRecord => records::release(state, id).await,
+        Op::CompleteRecord => match read_body(body, MAX_COMPLETE_BODY).await {
+            Ok(bytes) => complete::complete(state, id, &bytes).await,
+            Err(problem) => problem.into(),
+        },
         Op::ListInFlight => records::list_in_flight(state, &query).await,
         Op::Purge => records::purge(state).await,
         // The open endpoints were answered above.
@@ -131,15 +139,15 @@ fn checked(endpoint: &Endpoint, response: AdminResponse) -> AdminResponse {
     response
 }
 
-async fn read_body<B>(body: B) -> Result<Bytes, AdminProblem>
+async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, AdminProblem>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    match Limited::new(body, MAX_BODY).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(_) => Err(AdminProblem::BadRequest(format!(
-            "The body could not be read, or is larger than {MAX_BODY} bytes."
+            "The body could not be read, or is larger than {limit} bytes."
         ))),
     }
 }

@@ -15,6 +15,7 @@ pub(crate) enum Op {
     GetRecord,
     DeleteRecord,
     ReleaseRecord,
+    CompleteRecord,
     ListInFlight,
     Purge,
 }
@@ -31,6 +32,7 @@ impl Op {
             Op::GetRecord => "get",
             Op::DeleteRecord => "delete",
             Op::ReleaseRecord => "release",
+            Op::CompleteRecord => "mark-completed",
             Op::ListInFlight => "list-in-flight",
             Op::Purge => "purge-expired",
         }
@@ -110,6 +112,13 @@ pub(crate) static ENDPOINTS: &[Endpoint] = &[
         method: Method::POST,
         path: "/admin/v1/records/{id}/release",
         op: Op::ReleaseRecord,
+        guarded: true,
+        statuses: &[200, 404, 409, GUARD[0], GUARD[1], GUARD[2]],
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/admin/v1/records/{id}/complete",
+        op: Op::CompleteRecord,
         guarded: true,
         statuses: &[200, 404, 409, GUARD[0], GUARD[1], GUARD[2]],
     },

@@ -23,11 +23,13 @@
 //!
 //! `server` accepts connections, `dispatch` answers one request,
 //! `endpoints` routes, `auth` checks the token and the actor, `health` answers liveness and readiness, `records`
-//! holds the admin API's handlers, `render` turns records into JSON,
+//! holds the admin API's handlers but one, `complete` marks a record
+//! completed, `render` turns records into JSON,
 //! `respond` builds responses, and `openapi` serves (and tests) the
 //! document.
 
 mod auth;
+mod complete;
 mod dispatch;
 mod endpoints;
 mod health;
@@ -43,6 +45,7 @@ mod tests;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use http::HeaderName;
 use idem_core::Store;
 use idem_middleware::Clock;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -65,6 +68,10 @@ pub(crate) struct AdminState {
     pub(crate) route_ids: Vec<String>,
     /// The gateway's `max_key_length`, to validate looked-up keys alike.
     pub(crate) max_key_length: usize,
+    /// The headers the gateway never stores besides hop-by-hop ones (by
+    /// default `set-cookie`): a response an operator writes is held to
+    /// them too.
+    pub(crate) never_stored_headers: Vec<HeaderName>,
     /// Renders `/metrics`; `None` serves an empty page.
     pub(crate) metrics: Option<PrometheusHandle>,
     /// The store's batching counts, copied into the metrics at each render.

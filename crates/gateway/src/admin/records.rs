@@ -1,5 +1,5 @@
 //! The admin API: look records up, list those in flight, release or delete
-//! one, purge expired ones.
+//! one, purge expired ones. (Marking one completed is in `complete.rs`.)
 //!
 //! Each handler answers an [`Answer`]: the response, and the record it
 //! acted on, for the admin log line the caller writes.
@@ -22,7 +22,7 @@ pub(crate) struct Answer {
 }
 
 impl Answer {
-    fn about(record: RecordId, response: AdminResponse) -> Self {
+    pub(crate) fn about(record: RecordId, response: AdminResponse) -> Self {
         Self {
             response,
             record: Some(record),
@@ -268,7 +268,7 @@ pub(crate) async fn purge(state: &AdminState) -> Answer {
     }
 }
 
-fn parse_id(id: Option<&str>) -> Result<RecordId, AdminProblem> {
+pub(crate) fn parse_id(id: Option<&str>) -> Result<RecordId, AdminProblem> {
     let text = id.unwrap_or_default();
     RecordId::from_hex(text).ok_or_else(|| bad_id(text))
 }
@@ -282,7 +282,7 @@ fn bad_id(text: &str) -> AdminProblem {
     ))
 }
 
-fn store_problem(error: StoreError) -> AdminProblem {
+pub(crate) fn store_problem(error: StoreError) -> AdminProblem {
     AdminProblem::StoreUnavailable(error.to_string())
 }
 

@@ -82,7 +82,7 @@ fn body(bytes: &[u8]) -> Value {
     }
 }
 
-fn time(t: Timestamp) -> Value {
+pub(crate) fn time(t: Timestamp) -> Value {
     let at = UNIX_EPOCH + Duration::from_millis(t.as_millis());
     humantime::format_rfc3339_millis(at).to_string().into()
 }

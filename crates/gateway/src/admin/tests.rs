@@ -121,6 +121,7 @@ fn admin(token: Option<&str>) -> Admin {
         token: token.map(AdminToken::for_tests),
         route_ids: vec!["*".to_owned(), "POST /v1/charges".to_owned()],
         max_key_length: 255,
+        never_stored_headers: vec![http::header::SET_COOKIE],
         metrics: None,
         batching: BatchingWatch::default(),
         draining: Arc::new(AtomicBool::new(false)),
@@ -482,4 +483,210 @@ async fn unknown_paths_and_methods() {
     assert_eq!(wrong.headers["allow"], "GET");
     let openapi = a.call(Method::GET, "/openapi.json", &[], "").await;
     assert_eq!(openapi.body["openapi"], "3.1.0");
+}
+
+/// A "mark completed" body with this status and a JSON body.
+fn resolution(extra: Value) -> String {
+    let mut body = json!({
+        "status": 201,
+        "headers": [
+            { "name": "Content-Type", "value": "application/json" },
+            { "name": "x-raw", "value_base64": "/4A=" },
+        ],
+        "body": { "encoding": "utf-8", "data": "{\"id\":\"ch_1\",\"status\":\"succeeded\"}" },
+    });
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    body.to_string()
+}
+
+#[tokio::test]
+async fn mark_completed_stores_the_operators_response_once_the_lease_lapsed() {
+    let a = admin(Some(TOKEN));
+    let flying = id(1);
+    let fence = a.claim(flying).await;
+    let path = format!("/admin/v1/records/{flying}/complete");
+
+    // While the lease is live the holder may still store the real outcome.
+    let early = a.op(Method::POST, &path, &resolution(json!({}))).await;
+    assert_eq!(early.status, 409, "{}", early.body);
+    assert!(
+        early.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("still leased")
+    );
+
+    a.clock
+        .0
+        .store(LEASE.as_millis() as u64 + 1, Ordering::SeqCst);
+    // A fence other than the record's is someone else's claim.
+    let stale = json!({ "fence": fence.0 + 1 });
+    let refused = a.op(Method::POST, &path, &resolution(stale)).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(refused.body["detail"].as_str().unwrap().contains("look"));
+
+    let done = a
+        .op(
+            Method::POST,
+            &path,
+            &resolution(json!({ "fence": fence.0 })),
+        )
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(done.body["completed"], true);
+    assert_eq!(done.body["fence"], fence.0);
+    assert_eq!(done.body["status"], 201);
+
+    // The store holds it as a completion by the holder would: a claim of
+    // the key with the request's fingerprint replays it, for the route's
+    // TTL (the test's claims use one hour) from now.
+    let replay = a
+        .store
+        .claim(ClaimRequest {
+            id: flying,
+            fingerprint: Fingerprint::from_bytes([9; 32]),
+            now: a.now(),
+            lease: LEASE,
+            ttl: Duration::from_secs(3600),
+        })
+        .await
+        .unwrap();
+    let ClaimOutcome::Replay {
+        response,
+        expires_at,
+    } = replay
+    else {
+        panic!("{replay:?}");
+    };
+    assert_eq!(response.status, 201);
+    assert_eq!(
+        response.headers,
+        vec![
+            (
+                "content-type".to_owned(),
+                Bytes::from_static(b"application/json")
+            ),
+            ("x-raw".to_owned(), Bytes::from_static(&[0xFF, 0x80])),
+        ]
+    );
+    assert_eq!(
+        response.body,
+        StoredBody::Kept(Bytes::from_static(
+            b"{\"id\":\"ch_1\",\"status\":\"succeeded\"}"
+        ))
+    );
+    assert_eq!(expires_at, a.now().plus(Duration::from_secs(3600)));
+
+    // Completed once: a second resolution is refused, the first kept.
+    let again = a.op(Method::POST, &path, &resolution(json!({}))).await;
+    assert_eq!(again.status, 409);
+    assert!(
+        again.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already completed")
+    );
+    let shown = a
+        .op(
+            Method::GET,
+            &format!("/admin/v1/records/{flying}?body=true"),
+            "",
+        )
+        .await;
+    assert_eq!(shown.body["response"]["status"], 201);
+}
+
+#[tokio::test]
+async fn mark_completed_takes_a_ttl_and_refuses_what_would_not_be_stored() {
+    let a = admin(Some(TOKEN));
+    let flying = id(1);
+    a.claim(flying).await;
+    a.clock
+        .0
+        .store(LEASE.as_millis() as u64 + 1, Ordering::SeqCst);
+    let path = format!("/admin/v1/records/{flying}/complete");
+
+    let bad_bodies = [
+        ("not json", "must be JSON"),
+        (r#"{"status": 201, "colour": "red"}"#, "unknown field"),
+        (r#"{"status": 102}"#, "final status"),
+        (r#"{"status": 600}"#, "final status"),
+        (
+            r#"{"status": 204, "body": {"encoding": "utf-8", "data": "x"}}"#,
+            "no body",
+        ),
+        (
+            r#"{"status": 200, "body": {"encoding": "base64", "data": "%%"}}"#,
+            "not base64",
+        ),
+        (
+            r#"{"status": 200, "body": {"encoding": "latin-1", "data": ""}}"#,
+            "must be JSON",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "bad name", "value": "x"}]}"#,
+            "not a header name",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "transfer-encoding", "value": "chunked"}]}"#,
+            "never stored",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "content-length", "value": "3"}]}"#,
+            "never stored",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "idempotent-replayed", "value": "true"}]}"#,
+            "set by the gateway",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "set-cookie", "value": "s=1"}]}"#,
+            "never stored",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "x-a"}]}"#,
+            "exactly one of",
+        ),
+        (
+            r#"{"status": 200, "headers": [{"name": "x-a", "value": "a\nb"}]}"#,
+            "not a valid header value",
+        ),
+        (r#"{"status": 200, "ttl_seconds": 0}"#, "at least 1"),
+        (r#"{"status": 200, "ttl_seconds": 999999999999}"#, "at most"),
+    ];
+    for (body, says) in bad_bodies {
+        let refused = a.op(Method::POST, &path, body).await;
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        let detail = refused.body["detail"].as_str().unwrap();
+        assert!(detail.contains(says), "{body}: {detail}");
+    }
+    // Nothing was written by any of them.
+    let shown = a
+        .op(Method::GET, &format!("/admin/v1/records/{flying}"), "")
+        .await;
+    assert_eq!(shown.body["state"], "in_flight");
+
+    let done = a
+        .op(Method::POST, &path, r#"{"status": 204, "ttl_seconds": 60}"#)
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let shown = a
+        .op(Method::GET, &format!("/admin/v1/records/{flying}"), "")
+        .await;
+    assert_eq!(shown.body["state"], "completed");
+    assert_eq!(shown.body["response"]["body_bytes"], 0);
+    let record = a.store.get(flying).await.unwrap().unwrap();
+    assert_eq!(record.expires_at, a.now().plus(Duration::from_secs(60)));
+
+    // Unknown and expired records are not found; a failing store is a 503.
+    let unknown = format!("/admin/v1/records/{}/complete", id(9));
+    let missing = a.op(Method::POST, &unknown, r#"{"status": 200}"#).await;
+    assert_eq!(missing.status, 404);
+    a.store.off.store(true, Ordering::SeqCst);
+    assert_eq!(
+        a.op(Method::POST, &path, r#"{"status": 200}"#).await.status,
+        503
+    );
 }

@@ -8,6 +8,7 @@
 //! with status 1.
 
 mod client;
+mod complete;
 mod table;
 
 use http::{Method, StatusCode};
@@ -35,6 +36,21 @@ pub async fn run(args: KeysArgs) -> anyhow::Result<()> {
                 format!(
                     "released {} (fence {}): the next retry with its key executes afresh\n",
                     target.id, answer.body["fence"]
+                )
+            });
+            Ok(())
+        }
+        KeysCommand::Complete(resolution) => {
+            let path = format!("/admin/v1/records/{}/complete", resolution.id);
+            let body = complete::request_body(resolution)?;
+            let answer = ok(client.call(Method::POST, &path, Some(&body)).await?)?;
+            print(&args, &answer.body, || {
+                format!(
+                    "marked {} completed with status {} (fence {}), kept until {}: retries with its key replay it\n",
+                    resolution.id,
+                    answer.body["status"],
+                    answer.body["fence"],
+                    answer.body["expires_at"].as_str().unwrap_or("?"),
                 )
             });
             Ok(())

@@ -1,8 +1,9 @@
 //! The admin API and `idem keys` against a running gateway: the token, the
 //! refusal to start on a public address without one, paging, and resolving
-//! a record whose outcome is unknown.
+//! a record whose outcome is unknown (released, or marked completed).
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use http::Method;
 use serde_json::Value;
@@ -300,6 +301,106 @@ async fn releasing_an_unknown_outcome_lets_exactly_one_retry_execute() {
     );
     assert!(
         actions.iter().all(|l| l.contains("peer=127.0.0.1:")),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marking_an_unknown_outcome_completed_makes_every_retry_replay_it() {
+    // The operator learns what happened (the processor charged the card)
+    // and stores that outcome: no retry may charge again.
+    let config = "upstream_timeout = \"300ms\"\nlease = \"1s\"\n";
+    let s = Setup::new(Some(config), &["--admin-token", TOKEN]).await;
+    let g = &s.gateway;
+    let charge = || g.post("/v1/charges").key("lost-2").json("{\"amount\":7}");
+    let claimed_at = std::time::Instant::now();
+    charge()
+        .header("x-delay-ms", "1500")
+        .send()
+        .await
+        .assert_problem(504, "upstream-timeout");
+    let found = json(
+        &keys(
+            g,
+            TOKEN,
+            &["get", "--route", "*", "--key", "lost-2", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(found["state"], "in_flight");
+    let id = found["id"].as_str().unwrap().to_owned();
+    let fence = found["fence"].to_string();
+    let resolve = |id: String, fence: String| async move {
+        keys(
+            g,
+            TOKEN,
+            &[
+                "complete",
+                &id,
+                "--status",
+                "201",
+                "--header",
+                "content-type: application/json",
+                "--body",
+                "{\"id\":\"ch_lost_2\",\"status\":\"succeeded\"}",
+                "--fence",
+                &fence,
+            ],
+        )
+        .await
+    };
+
+    // Inside the lease the gateway could still store the real outcome.
+    let early = resolve(id.clone(), fence.clone()).await;
+    if claimed_at.elapsed() < Duration::from_millis(900) {
+        assert_eq!(early.status.code(), Some(1), "{early:?}");
+        let said = String::from_utf8_lossy(&early.stderr);
+        assert!(
+            said.contains("409") && said.contains("still leased"),
+            "{said}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(claimed_at.elapsed())).await;
+
+    let marked = resolve(id.clone(), fence.clone()).await;
+    assert!(marked.status.success(), "{marked:?}");
+    assert!(
+        stdout(&marked).contains("completed with status 201"),
+        "{}",
+        stdout(&marked)
+    );
+
+    // Retries at once, and later: all replay the operator's response.
+    let mut retries = Vec::new();
+    for _ in 0..5 {
+        let call = charge();
+        retries.push(tokio::spawn(async move { call.send().await }));
+    }
+    for retry in retries {
+        let reply = retry.await.unwrap();
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        assert!(reply.is_replay());
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(
+            reply.text(),
+            "{\"id\":\"ch_lost_2\",\"status\":\"succeeded\"}"
+        );
+    }
+    assert_eq!(
+        s.upstream.executions_of("lost-2"),
+        1,
+        "only the first attempt ran"
+    );
+    // A second resolution is refused; the stored outcome stands.
+    let again = resolve(id.clone(), fence).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(charge().send().await.is_replay());
+    let log = g.log();
+    assert!(
+        log.lines().any(|l| l.contains("admin action")
+            && l.contains("action=\"mark-completed\"")
+            && l.contains(&id)
+            && l.contains("actor=e2e")),
         "{log}"
     );
 }
