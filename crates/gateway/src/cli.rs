@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IDEM_MAX_REQUEST_BYTES", value_name = "SIZE")]
     pub max_request_bytes: Option<String>,
 
+    /// Response headers never stored or replayed besides hop-by-hop ones,
+    /// comma-separated; empty for none [default: set-cookie].
+    #[arg(long, env = "IDEM_NEVER_STORED_HEADERS", value_name = "NAMES")]
+    pub never_stored_headers: Option<String>,
+
     /// Responses larger than this are delivered but not kept [default: 1MiB].
     #[arg(long, env = "IDEM_MAX_RESPONSE_BYTES", value_name = "SIZE")]
     pub max_response_bytes: Option<String>,

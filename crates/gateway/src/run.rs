@@ -95,6 +95,7 @@ async fn serve(
     let draining = Arc::new(AtomicBool::new(false));
     let mut config = IdempotencyConfig::new(store.clone(), settings.routes);
     config.global = settings.global;
+    config.never_stored_headers = settings.never_stored_headers;
     config.clock = clock.clone();
     let admin_state = Arc::new(AdminState {
         store,

@@ -67,6 +67,7 @@ pub(crate) struct FileConfig {
     pub(crate) on_store_error: Option<Spanned<String>>,
     pub(crate) max_key_length: Option<Spanned<Whole>>,
     pub(crate) max_request_bytes: Option<Spanned<Scalar>>,
+    pub(crate) never_stored_headers: Option<Spanned<Vec<Spanned<String>>>>,
     // The per-route settings, as defaults for every route. They are
     // repeated in `RouteFile` because serde's `flatten` cannot be combined
     // with `deny_unknown_fields`.

@@ -56,6 +56,7 @@ pub(crate) const SETTINGS: &[&str] = &[
     "on_store_error",
     "max_key_length",
     "max_request_bytes",
+    "never_stored_headers",
     "mode",
     "key",
     "principal",

@@ -4,6 +4,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderName;
 use idem_core::{GlobalPolicy, RoutePolicy, RouteTable};
 
 use super::admin::{self, AdminToken};
@@ -41,6 +42,10 @@ pub struct Settings {
     pub routes: RouteTable,
     /// The settings that are the same for every route.
     pub global: GlobalPolicy,
+    /// Response headers never stored or replayed besides hop-by-hop ones
+    /// (by default `set-cookie`: a session handed to one caller must not
+    /// be handed to whoever retries with the key).
+    pub never_stored_headers: Vec<HeaderName>,
 }
 
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -161,6 +166,7 @@ pub(crate) fn resolve(
     }
 
     let global = global(&ctx, args, &file)?;
+    let never_stored_headers = never_stored(&ctx, args, &file)?;
     let top = apply(
         &ctx,
         "",
@@ -181,7 +187,36 @@ pub(crate) fn resolve(
         worker_threads: worker_threads.map(|w| w.value),
         routes: RouteTable::new(routes, Arc::new(top)),
         global,
+        never_stored_headers,
     })
+}
+
+/// `never_stored_headers`, lowercased and without repeats; `set-cookie`
+/// when it is not set. An empty list is allowed: it stores every
+/// end-to-end header.
+fn never_stored(
+    ctx: &Ctx<'_>,
+    args: &ServeArgs,
+    file: &FileConfig,
+) -> Result<Vec<HeaderName>, ConfigError> {
+    let Some(list) = ctx.pick_list(
+        "never_stored_headers",
+        &args.never_stored_headers,
+        file.never_stored_headers.as_ref(),
+    ) else {
+        return Ok(vec![http::header::SET_COOKIE]);
+    };
+    let mut names = Vec::new();
+    for item in &list.value {
+        let name = ctx.parse("never_stored_headers", item, |text| {
+            values::header_name(text)
+                .and_then(|name| HeaderName::from_bytes(name.as_bytes()).map_err(|e| e.to_string()))
+        })?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 fn global(ctx: &Ctx<'_>, args: &ServeArgs, file: &FileConfig) -> Result<GlobalPolicy, ConfigError> {

@@ -400,7 +400,7 @@ fn file_errors_name_file_line_and_setting() {
         ),
         (
             "lease = \"90s\"\nleas = \"90s\"",
-            "idem.toml:2: leas: unknown field `leas`, expected one of `listen`, `upstream`, `store`, `admin_listen`, `admin_token`, `shutdown_grace`, `log_format`, `worker_threads`, `on_store_error`, `max_key_length`, `max_request_bytes`, `mode`, `key`, `principal`, `fingerprint_headers`, `ttl`, `upstream_timeout`, `lease`, `on_concurrent`, `wait_timeout`, `release_statuses`, `max_response_bytes`, `route`",
+            "idem.toml:2: leas: unknown field `leas`, expected one of `listen`, `upstream`, `store`, `admin_listen`, `admin_token`, `shutdown_grace`, `log_format`, `worker_threads`, `on_store_error`, `max_key_length`, `max_request_bytes`, `never_stored_headers`, `mode`, `key`, `principal`, `fingerprint_headers`, `ttl`, `upstream_timeout`, `lease`, `on_concurrent`, `wait_timeout`, `release_statuses`, `max_response_bytes`, `route`",
         ),
         (
             "worker_threads = \"4\"",
@@ -790,4 +790,58 @@ fn bad_json_pointers() {
             .to_string();
         assert!(err.starts_with(expected), "{err}");
     }
+}
+
+#[test]
+fn never_stored_headers_default_to_set_cookie_and_take_a_list() {
+    let names = |args: &ServeArgs, toml: &str| -> Result<Vec<String>, String> {
+        let mut args = args.clone();
+        args.upstream = Some(UPSTREAM.to_owned());
+        resolve_str(&args, "idem.toml", toml)
+            .map(|s| {
+                s.never_stored_headers
+                    .iter()
+                    .map(|n| n.as_str().to_owned())
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    };
+    let none = ServeArgs::default();
+    assert_eq!(names(&none, ""), Ok(vec!["set-cookie".to_owned()]));
+    assert_eq!(
+        names(
+            &none,
+            "never_stored_headers = [\"Set-Cookie\", \"X-Session\", \"x-session\"]"
+        ),
+        Ok(vec!["set-cookie".to_owned(), "x-session".to_owned()])
+    );
+    // Empty: only hop-by-hop headers are left out.
+    assert_eq!(names(&none, "never_stored_headers = []"), Ok(vec![]));
+    let flag = ServeArgs {
+        never_stored_headers: Some("X-Token, x-trace".to_owned()),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        names(&flag, "never_stored_headers = [\"x-file\"]"),
+        Ok(vec!["x-token".to_owned(), "x-trace".to_owned()]),
+        "the flag wins over the file"
+    );
+    assert_eq!(
+        names(&none, "\nnever_stored_headers = [\"x-ok\", \"bad header\"]"),
+        Err(
+            "idem.toml:2: never_stored_headers: \"bad header\" is not a valid header name"
+                .to_owned()
+        )
+    );
+    let bad_flag = ServeArgs {
+        never_stored_headers: Some("x-a,(b)".to_owned()),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        names(&bad_flag, ""),
+        Err(
+            "--never-stored-headers / IDEM_NEVER_STORED_HEADERS: \"(b)\" is not a valid header name"
+                .to_owned()
+        )
+    );
 }

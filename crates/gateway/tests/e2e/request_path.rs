@@ -88,6 +88,31 @@ async fn a_retry_gets_the_first_outcome_replayed() {
 }
 
 #[tokio::test]
+async fn the_headers_never_stored_are_configurable() {
+    // This API's cookies are harmless to replay, but its execution counter
+    // is per attempt and must not be.
+    let config = "never_stored_headers = [\"X-Execution\"]\n";
+    let s = Setup::new(Some(config), &[]).await;
+    let charge = || s.gateway.post("/v1/charges").key("hdr-1").json("{}");
+    let first = charge().send().await;
+    assert_eq!(first.status, 201);
+    assert_eq!(
+        first.header("x-execution"),
+        Some("1"),
+        "the first caller gets it"
+    );
+    let retry = charge().send().await;
+    assert!(retry.is_replay());
+    assert_eq!(retry.header("x-execution"), None, "denied: not replayed");
+    assert_eq!(
+        retry.header("set-cookie"),
+        Some("session=secret"),
+        "no longer denied: replayed"
+    );
+    assert_eq!(s.upstream.executions(), 1);
+}
+
+#[tokio::test]
 async fn quoted_and_bare_keys_are_one_key() {
     let s = Setup::plain().await;
     let first = s
