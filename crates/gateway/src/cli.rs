@@ -220,8 +220,9 @@ pub enum KeysCommand {
     List(KeysListArgs),
     /// Release an in-flight record: the next retry executes afresh.
     Release(KeysIdArgs),
-    /// Mark an in-flight record whose lease has lapsed completed, with the
-    /// response it had: retries replay it instead of executing again.
+    /// Mark an in-flight record completed with the response it had, once
+    /// its holder can no longer write: retries replay it instead of
+    /// executing again.
     Complete(KeysCompleteArgs),
     /// Delete a record whatever its state: the next request executes.
     Delete(KeysIdArgs),
@@ -300,13 +301,14 @@ pub struct KeysCompleteArgs {
     #[arg(long, value_name = "PATH")]
     pub body_file: Option<String>,
 
-    /// Refuse unless the record still has this fence (the one you looked
-    /// at with `idem keys get`).
+    /// The record's fence, as `idem keys get` showed it: refused if the
+    /// record was claimed again since (another execution, not the one you
+    /// checked).
     #[arg(long, value_name = "N")]
-    pub fence: Option<u64>,
+    pub fence: u64,
 
-    /// How long to keep the completed record, e.g. 24h [default: the
-    /// route's TTL, which the record carries].
+    /// How long to keep the completed record, in whole seconds, e.g. 24h
+    /// [default: the route's TTL, which the record carries].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub ttl: Option<std::time::Duration>,
 }

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tower_layer::Layer;
 
 use crate::accept;
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, RouteLimits};
 use crate::batching::BatchingWatch;
 use crate::config::Settings;
 use crate::proxy::Proxy;
@@ -93,6 +93,7 @@ async fn serve(
         .map(|(_, route)| route.id.clone())
         .collect();
     let draining = Arc::new(AtomicBool::new(false));
+    let route_limits = RouteLimits::of(&settings.routes);
     let mut config = IdempotencyConfig::new(store.clone(), settings.routes);
     config.global = settings.global;
     config.never_stored_headers = settings.never_stored_headers;
@@ -104,6 +105,7 @@ async fn serve(
         route_ids,
         max_key_length: config.global.max_key_length,
         never_stored_headers: config.never_stored_headers.clone(),
+        route_limits,
         metrics: Some(metrics),
         batching,
         draining: draining.clone(),

@@ -36,14 +36,14 @@ const NEVER_STORED: [HeaderName; 9] = [
 /// configuration: hop-by-hop, or `content-length`. Exposed so that a
 /// response written by an operator (the admin API's "mark completed") is
 /// held to the same rule as one from the upstream.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+pub fn is_never_stored(name: &HeaderName) -> bool {
     NEVER_STORED.contains(name)
 }
 
 /// Whether a response header may be stored: it is not hop-by-hop, not named
 /// by the response's `Connection` header, and not on the deny list.
 pub(crate) fn is_storable(name: &HeaderName, response: &HeaderMap, deny: &[HeaderName]) -> bool {
-    if is_hop_by_hop(name) || deny.contains(name) {
+    if is_never_stored(name) || deny.contains(name) {
         return false;
     }
     !response

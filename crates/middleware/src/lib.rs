@@ -60,7 +60,7 @@ pub use executions::Executions;
 pub use future::ResponseFuture;
 pub use headers::{
     IDEMPOTENCY_EXPIRES, IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY, IDEMPOTENT_BODY, IDEMPOTENT_REPLAYED,
-    is_hop_by_hop,
+    is_never_stored,
 };
 pub use layer::IdempotencyLayer;
 pub use observe::describe_metrics;

@@ -8,11 +8,19 @@
 //! written with the record's fence, exactly as its holder would have
 //! written it, so a record claimed again meanwhile is refused.
 //!
-//! It is refused while the lease is live: the holder may still be waiting
-//! for the upstream, and its real response must not be replaced by a
-//! guess. Once the lease has lapsed the gateway has given up on the
-//! upstream (the route's `upstream_timeout` is shorter than its lease), so
-//! no truer outcome can arrive.
+//! It is refused while the holder may still write: the gateway may still
+//! be waiting for the upstream, and its real response, which the first
+//! client may already have, must not be replaced by a guess. The holder is
+//! done once its upstream deadline has passed (or, at the latest, once its
+//! lease has lapsed), plus [`HOLDER_GRACE`] for its own store write and
+//! for clocks that differ between gateways. The record does not say which
+//! route it belongs to, so the deadline is bounded with the routes'
+//! shortest lease and longest `upstream_timeout`: exact when they share
+//! them, and never too early.
+//!
+//! The operator names the fence they looked at: a record claimed again
+//! since (a retry that took over after the lease lapsed) is another
+//! execution, which they did not check.
 
 use std::time::Duration;
 
@@ -22,10 +30,10 @@ use bytes::Bytes;
 use http::header::HeaderName;
 use http::{HeaderValue, StatusCode};
 use idem_core::{
-    Completion, FenceRejection, Record, RecordId, RecordState, StoredBody, StoredResponse,
-    WriteError,
+    Completion, FenceRejection, Record, RecordId, RecordState, RouteTable, StatusSet, StoredBody,
+    StoredResponse, Timestamp, WriteError,
 };
-use idem_middleware::{IDEMPOTENCY_EXPIRES, IDEMPOTENT_BODY, IDEMPOTENT_REPLAYED, is_hop_by_hop};
+use idem_middleware::{IDEMPOTENCY_EXPIRES, IDEMPOTENT_BODY, IDEMPOTENT_REPLAYED, is_never_stored};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -34,9 +42,54 @@ use super::records::{Answer, parse_id, store_problem};
 use super::render;
 use super::respond::{AdminProblem, json};
 
-/// The longest `ttl_seconds` taken: ten years. Longer is a typo, and would
-/// keep the record past any retry anyone makes.
-const MAX_TTL: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+/// The longest `ttl_seconds` taken: 3,660 days, about ten years. Longer is
+/// a typo, and would keep the record past any retry anyone makes.
+const MAX_TTL: Duration = Duration::from_secs(3660 * 24 * 3600);
+
+/// How long after its upstream deadline a holder may still write: its
+/// claim's and its completion's store round trips (each bounded by the
+/// store's operation timeout, 1 to 2 seconds by default) and the
+/// difference between the clocks of the gateways sharing the store.
+const HOLDER_GRACE: Duration = Duration::from_secs(5);
+
+/// What the routes say about when a holder is done, and which statuses
+/// the gateway never stores.
+#[derive(Debug, Clone)]
+pub(crate) struct RouteLimits {
+    /// The shortest `lease` of any route.
+    pub(crate) shortest_lease: Duration,
+    /// The longest `upstream_timeout` of any route.
+    pub(crate) longest_upstream_timeout: Duration,
+    /// The statuses some route releases instead of storing.
+    pub(crate) release_statuses: StatusSet,
+}
+
+impl RouteLimits {
+    pub(crate) fn of(routes: &RouteTable) -> Self {
+        let policies: Vec<_> = routes.indexed().map(|(_, r)| r.policy.clone()).collect();
+        Self {
+            shortest_lease: policies.iter().map(|p| p.lease).min().unwrap_or_default(),
+            longest_upstream_timeout: routes.longest_upstream_timeout(),
+            release_statuses: StatusSet::of(
+                (100..1000).filter(|c| policies.iter().any(|p| p.release_statuses.contains(*c))),
+            ),
+        }
+    }
+
+    /// When the holder of a lease ending at `lease_expires_at` can no
+    /// longer write. Its claim was made `lease` before the lease's end,
+    /// and its upstream call ends `upstream_timeout` after that.
+    fn holder_done_at(&self, lease_expires_at: Timestamp) -> Timestamp {
+        let claimed_at_latest =
+            Timestamp::from_millis(lease_expires_at.as_millis().saturating_sub(
+                u64::try_from(self.shortest_lease.as_millis()).unwrap_or(u64::MAX),
+            ));
+        let deadline = claimed_at_latest
+            .plus(self.longest_upstream_timeout)
+            .min(lease_expires_at);
+        deadline.plus(HOLDER_GRACE)
+    }
+}
 
 /// The body of the request: the response to store, in the form the admin
 /// API shows stored responses in.
@@ -51,10 +104,9 @@ pub(crate) struct Resolution {
     /// The body to replay; empty when absent.
     #[serde(default)]
     body: Option<BodyField>,
-    /// Refuse unless the record still has this fence: the one the operator
-    /// looked at.
-    #[serde(default)]
-    fence: Option<u64>,
+    /// The record's fence when the operator looked at it: refused unless
+    /// it still is.
+    fence: u64,
     /// How long the completed record is kept; by default the route's TTL,
     /// which the record carries (its expiry minus its lease's end).
     #[serde(default)]
@@ -109,7 +161,7 @@ async fn resolve(
             "The body must be JSON like {{\"status\": 201, \"headers\": [{{\"name\": \"content-type\", \"value\": \"application/json\"}}], \"body\": {{\"encoding\": \"utf-8\", \"data\": \"...\"}}}}: {error}"
         ))
     })?;
-    let response = stored_response(&resolution, &state.never_stored_headers)?;
+    let response = stored_response(&resolution, state)?;
     let ttl = match resolution.ttl_seconds {
         Some(0) => {
             return Err(AdminProblem::BadRequest(
@@ -142,19 +194,18 @@ async fn resolve(
         RecordState::Completed { .. } => return Err(already_completed(id)),
         RecordState::InFlight { lease_expires_at } => lease_expires_at,
     };
-    if let Some(expected) = resolution.fence
-        && expected != record.fence.0
-    {
+    if resolution.fence != record.fence.0 {
         return Err(AdminProblem::Conflict(format!(
-            "Record {id} has fence {}, not {expected}: it was claimed again since you looked. Look at it again.",
-            record.fence.0
+            "Record {id} has fence {}, not {}: it was claimed again since you looked, by a retry that executed it again. Look at it again.",
+            record.fence.0, resolution.fence
         )));
     }
-    if lease_expires_at > now {
+    let holder_done_at = state.route_limits.holder_done_at(lease_expires_at);
+    if holder_done_at > now {
         return Err(AdminProblem::Conflict(format!(
-            "Record {id} is still leased to its holder for {} ms (until {}): the gateway may still be waiting for the upstream, whose response it would store. Wait for the lease to lapse, then mark it completed.",
-            now.until(lease_expires_at).as_millis(),
-            render::time(lease_expires_at),
+            "Record {id} may still be written by its holder for {} ms (until {}): the gateway may still be waiting for the upstream, whose response it would store. Try again then.",
+            now.until(holder_done_at).as_millis(),
+            render::time(holder_done_at),
         )));
     }
     let ttl = ttl.unwrap_or_else(|| route_ttl(&record, lease_expires_at));
@@ -195,7 +246,7 @@ async fn resolve(
 
 /// The TTL the record's route gave it: an in-flight record is kept for the
 /// route's TTL after its lease ends (see `ClaimRequest::ttl`).
-fn route_ttl(record: &Record, lease_expires_at: idem_core::Timestamp) -> Duration {
+fn route_ttl(record: &Record, lease_expires_at: Timestamp) -> Duration {
     lease_expires_at.until(record.expires_at)
 }
 
@@ -209,18 +260,23 @@ fn already_completed(id: RecordId) -> AdminProblem {
 /// applies to an upstream's response before storing it.
 fn stored_response(
     resolution: &Resolution,
-    denied: &[HeaderName],
+    state: &AdminState,
 ) -> Result<StoredResponse, AdminProblem> {
     let bad = AdminProblem::BadRequest;
-    if !(200..=599).contains(&resolution.status) {
+    let status = resolution.status;
+    if !(200..=599).contains(&status) {
         return Err(bad(format!(
-            "status must be a final status, 200 to 599; got {}",
-            resolution.status
+            "status must be a final status, 200 to 599; got {status}"
+        )));
+    }
+    if state.route_limits.release_statuses.contains(status) {
+        return Err(bad(format!(
+            "{status} is a release status here: the gateway never stores it, and a retry after it executes afresh. Release the record instead."
         )));
     }
     let mut headers = Vec::with_capacity(resolution.headers.len());
     for field in &resolution.headers {
-        headers.push(header(field, denied)?);
+        headers.push(header(field, &state.never_stored_headers)?);
     }
     let body = match &resolution.body {
         None => Bytes::new(),
@@ -236,8 +292,8 @@ fn stored_response(
             .map(Bytes::from)
             .map_err(|e| bad(format!("body.data is not base64: {e}")))?,
     };
-    // RFC 9110 sections 15.3.5 and 15.4.5: these carry no content.
-    if matches!(resolution.status, 204 | 304) && !body.is_empty() {
+    // RFC 9110 sections 15.3.5, 15.3.6 and 15.4.5: these carry no content.
+    if matches!(resolution.status, 204 | 205 | 304) && !body.is_empty() {
         return Err(bad(format!(
             "a {} response has no body; leave body out",
             resolution.status
@@ -254,7 +310,7 @@ fn header(field: &HeaderField, denied: &[HeaderName]) -> Result<(String, Bytes),
     let bad = AdminProblem::BadRequest;
     let name = HeaderName::from_bytes(field.name.as_bytes())
         .map_err(|_| bad(format!("{:?} is not a header name", field.name)))?;
-    if is_hop_by_hop(&name) {
+    if is_never_stored(&name) {
         return Err(bad(format!(
             "{name} is never stored: it describes one connection, or is recomputed on replay"
         )));
@@ -266,7 +322,7 @@ fn header(field: &HeaderField, denied: &[HeaderName]) -> Result<(String, Bytes),
     }
     if denied.contains(&name) {
         return Err(bad(format!(
-            "{name} is on the gateway's list of headers never stored"
+            "{name} is never stored here: it is on the gateway's never_stored_headers"
         )));
     }
     let value = match (&field.value, &field.value_base64) {
@@ -284,4 +340,56 @@ fn header(field: &HeaderField, denied: &[HeaderName]) -> Result<(String, Bytes),
     HeaderValue::from_maybe_shared(value.clone())
         .map_err(|_| bad(format!("the value of {name} is not a valid header value")))?;
     Ok((name.as_str().to_owned(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::ServeArgs;
+    use crate::config::resolve_str;
+
+    #[test]
+    fn route_limits_take_the_bounds_over_every_route() {
+        let args = ServeArgs {
+            upstream: Some("http://127.0.0.1:3000".to_owned()),
+            ..ServeArgs::default()
+        };
+        let toml = r#"
+lease = "90s"
+upstream_timeout = "20s"
+
+[[route]]
+methods = ["POST"]
+path = "/v1/charges"
+lease = "24h"
+upstream_timeout = "5m"
+release_statuses = [503, 599]
+"#;
+        let settings = resolve_str(&args, "idem.toml", toml).unwrap();
+        let limits = RouteLimits::of(&settings.routes);
+        assert_eq!(limits.shortest_lease, Duration::from_secs(90));
+        assert_eq!(limits.longest_upstream_timeout, Duration::from_secs(300));
+        let released: Vec<u16> = (100..1000)
+            .filter(|c| limits.release_statuses.contains(*c))
+            .collect();
+        // The top-level route keeps the defaults; the other adds 599.
+        assert_eq!(released, [408, 425, 429, 502, 503, 504, 599]);
+
+        // A lease ending at 100 s was claimed at 10 s at the latest; the
+        // longest upstream call would end at 310 s, after the lease: the
+        // lease's end bounds it.
+        let lease_end = Timestamp::from_millis(100_000);
+        assert_eq!(
+            limits.holder_done_at(lease_end),
+            Timestamp::from_millis(105_000)
+        );
+        let tight = RouteLimits {
+            longest_upstream_timeout: Duration::from_secs(30),
+            ..limits
+        };
+        assert_eq!(
+            tight.holder_done_at(lease_end),
+            Timestamp::from_millis(45_000)
+        );
+    }
 }

@@ -53,6 +53,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::batching::BatchingWatch;
 use crate::config::AdminToken;
 
+pub(crate) use complete::RouteLimits;
 pub(crate) use server::serve;
 
 /// What the admin listener works with.
@@ -72,6 +73,9 @@ pub(crate) struct AdminState {
     /// default `set-cookie`): a response an operator writes is held to
     /// them too.
     pub(crate) never_stored_headers: Vec<HeaderName>,
+    /// The routes' leases, upstream timeouts and release statuses, which
+    /// bound when an operator may mark a record completed, and with what.
+    pub(crate) route_limits: RouteLimits,
     /// Renders `/metrics`; `None` serves an empty page.
     pub(crate) metrics: Option<PrometheusHandle>,
     /// The store's batching counts, copied into the metrics at each render.

@@ -12,20 +12,21 @@ use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use idem_core::{
     BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Fingerprint, IdempotencyKey,
-    Principal, Record, RecordId, Store, StoreError, StoredBody, StoredResponse, Timestamp,
-    WriteError,
+    Principal, Record, RecordId, StatusSet, Store, StoreError, StoredBody, StoredResponse,
+    Timestamp, WriteError,
 };
 use idem_middleware::Clock;
 use idem_store_memory::MemoryStore;
 use serde_json::{Value, json};
 
-use super::{AdminState, dispatch};
+use super::{AdminState, RouteLimits, dispatch};
 use crate::batching::BatchingWatch;
 use crate::config::AdminToken;
 
 const TOKEN: &str = "0123456789abcdef0123";
 const T0: u64 = 1_700_000_000_000;
 const LEASE: Duration = Duration::from_secs(30);
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A memory store that answers `Unavailable` while switched off.
 #[derive(Default)]
@@ -122,6 +123,11 @@ fn admin(token: Option<&str>) -> Admin {
         route_ids: vec!["*".to_owned(), "POST /v1/charges".to_owned()],
         max_key_length: 255,
         never_stored_headers: vec![http::header::SET_COOKIE],
+        route_limits: RouteLimits {
+            shortest_lease: LEASE,
+            longest_upstream_timeout: UPSTREAM_TIMEOUT,
+            release_statuses: StatusSet::default(),
+        },
         metrics: None,
         batching: BatchingWatch::default(),
         draining: Arc::new(AtomicBool::new(false)),
@@ -485,8 +491,9 @@ async fn unknown_paths_and_methods() {
     assert_eq!(openapi.body["openapi"], "3.1.0");
 }
 
-/// A "mark completed" body with this status and a JSON body.
-fn resolution(extra: Value) -> String {
+/// A "mark completed" body: a 201 with a JSON body and two headers, for the
+/// record's `fence`, with `extra` fields added or replacing these.
+fn resolution(fence: Fence, extra: Value) -> String {
     let mut body = json!({
         "status": 201,
         "headers": [
@@ -494,6 +501,7 @@ fn resolution(extra: Value) -> String {
             { "name": "x-raw", "value_base64": "/4A=" },
         ],
         "body": { "encoding": "utf-8", "data": "{\"id\":\"ch_1\",\"status\":\"succeeded\"}" },
+        "fence": fence.0,
     });
     if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
         body.extend(extra);
@@ -501,64 +509,72 @@ fn resolution(extra: Value) -> String {
     body.to_string()
 }
 
+impl Admin {
+    fn set_clock(&self, after_t0: Duration) {
+        self.clock
+            .0
+            .store(after_t0.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// A claim of `id` with the test's fingerprint, as a retry makes it.
+    async fn retry(&self, id: RecordId) -> ClaimOutcome {
+        let request = ClaimRequest {
+            id,
+            fingerprint: Fingerprint::from_bytes([9; 32]),
+            now: self.now(),
+            lease: LEASE,
+            ttl: Duration::from_secs(3600),
+        };
+        self.store.claim(request).await.unwrap()
+    }
+}
+
 #[tokio::test]
-async fn mark_completed_stores_the_operators_response_once_the_lease_lapsed() {
-    let a = admin(Some(TOKEN));
+async fn mark_completed_waits_until_the_holder_can_no_longer_write() {
+    let mut a = admin(Some(TOKEN));
     let flying = id(1);
     let fence = a.claim(flying).await;
     let path = format!("/admin/v1/records/{flying}/complete");
+    let body = resolution(fence, json!({}));
 
-    // While the lease is live the holder may still store the real outcome.
-    let early = a.op(Method::POST, &path, &resolution(json!({}))).await;
-    assert_eq!(early.status, 409, "{}", early.body);
+    // The holder's upstream call may run for UPSTREAM_TIMEOUT (10 s) after
+    // its claim, and its write take a few seconds more (HOLDER_GRACE, 5 s):
+    // its real response must not be replaced by the operator's.
+    for at in [Duration::ZERO, Duration::from_millis(14_999)] {
+        a.set_clock(at);
+        let early = a.op(Method::POST, &path, &body).await;
+        assert_eq!(early.status, 409, "at {at:?}: {}", early.body);
+        let detail = early.body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("may still be written by its holder"),
+            "{detail}"
+        );
+    }
+    // After that, while the lease (30 s) still holds retries off.
+    a.set_clock(Duration::from_secs(15));
+    let wrong_fence = resolution(Fence(fence.0 + 1), json!({}));
+    let refused = a.op(Method::POST, &path, &wrong_fence).await;
+    assert_eq!(refused.status, 409, "{}", refused.body);
     assert!(
-        early.body["detail"]
+        refused.body["detail"]
             .as_str()
             .unwrap()
-            .contains("still leased")
+            .contains("claimed again")
     );
-
-    a.clock
-        .0
-        .store(LEASE.as_millis() as u64 + 1, Ordering::SeqCst);
-    // A fence other than the record's is someone else's claim.
-    let stale = json!({ "fence": fence.0 + 1 });
-    let refused = a.op(Method::POST, &path, &resolution(stale)).await;
-    assert_eq!(refused.status, 409, "{}", refused.body);
-    assert!(refused.body["detail"].as_str().unwrap().contains("look"));
-
-    let done = a
-        .op(
-            Method::POST,
-            &path,
-            &resolution(json!({ "fence": fence.0 })),
-        )
-        .await;
+    let done = a.op(Method::POST, &path, &body).await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert_eq!(done.body["completed"], true);
     assert_eq!(done.body["fence"], fence.0);
     assert_eq!(done.body["status"], 201);
 
-    // The store holds it as a completion by the holder would: a claim of
-    // the key with the request's fingerprint replays it, for the route's
-    // TTL (the test's claims use one hour) from now.
-    let replay = a
-        .store
-        .claim(ClaimRequest {
-            id: flying,
-            fingerprint: Fingerprint::from_bytes([9; 32]),
-            now: a.now(),
-            lease: LEASE,
-            ttl: Duration::from_secs(3600),
-        })
-        .await
-        .unwrap();
+    // Stored as the holder's completion would be: a retry replays it, for
+    // the route's TTL (the test's claims use one hour) from now.
     let ClaimOutcome::Replay {
         response,
         expires_at,
-    } = replay
+    } = a.retry(flying).await
     else {
-        panic!("{replay:?}");
+        panic!("not a replay");
     };
     assert_eq!(response.status, 201);
     assert_eq!(
@@ -578,115 +594,193 @@ async fn mark_completed_stores_the_operators_response_once_the_lease_lapsed() {
         ))
     );
     assert_eq!(expires_at, a.now().plus(Duration::from_secs(3600)));
-
     // Completed once: a second resolution is refused, the first kept.
-    let again = a.op(Method::POST, &path, &resolution(json!({}))).await;
+    let again = a.op(Method::POST, &path, &body).await;
     assert_eq!(again.status, 409);
+    let detail = again.body["detail"].as_str().unwrap();
+    assert!(detail.contains("already completed"), "{detail}");
+
+    // When some route's upstream timeout outlasts the shortest lease, the
+    // record's route is unknown, so the lease's end bounds the holder.
+    a.state.route_limits.longest_upstream_timeout = Duration::from_secs(60);
+    let other = id(2);
+    a.set_clock(Duration::ZERO);
+    let fence = a.claim(other).await;
+    let path = format!("/admin/v1/records/{other}/complete");
+    let body = resolution(fence, json!({}));
+    a.set_clock(Duration::from_millis(34_999));
+    assert_eq!(a.op(Method::POST, &path, &body).await.status, 409);
+    a.set_clock(Duration::from_secs(35));
+    assert_eq!(a.op(Method::POST, &path, &body).await.status, 200);
+}
+
+#[tokio::test]
+async fn mark_completed_refuses_a_record_claimed_again_or_gone() {
+    let a = admin(Some(TOKEN));
+    let flying = id(1);
+    let first = a.claim(flying).await;
+    // The lease lapsed and a retry took the record over: another
+    // execution, which the operator did not look at.
+    a.set_clock(LEASE + Duration::from_secs(1));
+    let ClaimOutcome::Claimed { fence: second, .. } = a.retry(flying).await else {
+        panic!("not a takeover");
+    };
+    a.set_clock(LEASE * 3);
+    let path = format!("/admin/v1/records/{flying}/complete");
+    let stale = a
+        .op(Method::POST, &path, &resolution(first, json!({})))
+        .await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
     assert!(
-        again.body["detail"]
+        stale.body["detail"]
             .as_str()
             .unwrap()
-            .contains("already completed")
+            .contains(&format!("has fence {}, not {}", second.0, first.0))
     );
-    let shown = a
-        .op(
-            Method::GET,
-            &format!("/admin/v1/records/{flying}?body=true"),
-            "",
-        )
+
+    // Expired (lease end plus the one-hour TTL): not found.
+    a.set_clock(LEASE * 3 + Duration::from_secs(3600));
+    let expired = a
+        .op(Method::POST, &path, &resolution(second, json!({})))
         .await;
-    assert_eq!(shown.body["response"]["status"], 201);
+    assert_eq!(expired.status, 404, "{}", expired.body);
+    assert!(expired.body["detail"].as_str().unwrap().contains("expired"));
+    // Unknown: not found.
+    let unknown = format!("/admin/v1/records/{}/complete", id(9));
+    let missing = a
+        .op(Method::POST, &unknown, &resolution(first, json!({})))
+        .await;
+    assert_eq!(missing.status, 404);
 }
 
 #[tokio::test]
 async fn mark_completed_takes_a_ttl_and_refuses_what_would_not_be_stored() {
     let a = admin(Some(TOKEN));
     let flying = id(1);
-    a.claim(flying).await;
-    a.clock
-        .0
-        .store(LEASE.as_millis() as u64 + 1, Ordering::SeqCst);
+    let fence = a.claim(flying).await;
+    a.set_clock(LEASE + Duration::from_secs(1));
     let path = format!("/admin/v1/records/{flying}/complete");
 
+    let f = fence.0;
     let bad_bodies = [
-        ("not json", "must be JSON"),
-        (r#"{"status": 201, "colour": "red"}"#, "unknown field"),
-        (r#"{"status": 102}"#, "final status"),
-        (r#"{"status": 600}"#, "final status"),
+        ("not json".to_owned(), "must be JSON"),
+        (r#"{"status": 201}"#.to_owned(), "missing field `fence`"),
         (
-            r#"{"status": 204, "body": {"encoding": "utf-8", "data": "x"}}"#,
+            format!(r#"{{"fence": {f}, "status": 201, "colour": "red"}}"#),
+            "unknown field",
+        ),
+        (
+            format!(r#"{{"fence": {f}, "status": 102}}"#),
+            "final status",
+        ),
+        (
+            format!(r#"{{"fence": {f}, "status": 600}}"#),
+            "final status",
+        ),
+        (
+            format!(r#"{{"fence": {f}, "status": 503}}"#),
+            "Release the record instead",
+        ),
+        (
+            format!(r#"{{"fence": {f}, "status": 429}}"#),
+            "release status",
+        ),
+        (
+            format!(
+                r#"{{"fence": {f}, "status": 204, "body": {{"encoding": "utf-8", "data": "x"}}}}"#
+            ),
             "no body",
         ),
         (
-            r#"{"status": 200, "body": {"encoding": "base64", "data": "%%"}}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 205, "body": {{"encoding": "utf-8", "data": "x"}}}}"#
+            ),
+            "no body",
+        ),
+        (
+            format!(
+                r#"{{"fence": {f}, "status": 200, "body": {{"encoding": "base64", "data": "%%"}}}}"#
+            ),
             "not base64",
         ),
         (
-            r#"{"status": 200, "body": {"encoding": "latin-1", "data": ""}}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 200, "body": {{"encoding": "latin-1", "data": ""}}}}"#
+            ),
             "must be JSON",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "bad name", "value": "x"}]}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "bad name", "value": "x"}}]}}"#
+            ),
             "not a header name",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "transfer-encoding", "value": "chunked"}]}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "transfer-encoding", "value": "chunked"}}]}}"#
+            ),
             "never stored",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "content-length", "value": "3"}]}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "content-length", "value": "3"}}]}}"#
+            ),
             "never stored",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "idempotent-replayed", "value": "true"}]}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "idempotent-replayed", "value": "true"}}]}}"#
+            ),
             "set by the gateway",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "set-cookie", "value": "s=1"}]}"#,
-            "never stored",
+            format!(
+                r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "set-cookie", "value": "s=1"}}]}}"#
+            ),
+            "never_stored_headers",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "x-a"}]}"#,
+            format!(r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "x-a"}}]}}"#),
             "exactly one of",
         ),
         (
-            r#"{"status": 200, "headers": [{"name": "x-a", "value": "a\nb"}]}"#,
+            format!(
+                r#"{{"fence": {f}, "status": 200, "headers": [{{"name": "x-a", "value": "a\nb"}}]}}"#
+            ),
             "not a valid header value",
         ),
-        (r#"{"status": 200, "ttl_seconds": 0}"#, "at least 1"),
-        (r#"{"status": 200, "ttl_seconds": 999999999999}"#, "at most"),
+        (
+            format!(r#"{{"fence": {f}, "status": 200, "ttl_seconds": 0}}"#),
+            "at least 1",
+        ),
+        (
+            format!(r#"{{"fence": {f}, "status": 200, "ttl_seconds": 316224001}}"#),
+            "at most 316224000",
+        ),
     ];
-    for (body, says) in bad_bodies {
+    for (body, says) in &bad_bodies {
         let refused = a.op(Method::POST, &path, body).await;
         assert_eq!(refused.status, 400, "{body}: {}", refused.body);
         let detail = refused.body["detail"].as_str().unwrap();
         assert!(detail.contains(says), "{body}: {detail}");
     }
     // Nothing was written by any of them.
-    let shown = a
-        .op(Method::GET, &format!("/admin/v1/records/{flying}"), "")
-        .await;
+    let record = format!("/admin/v1/records/{flying}");
+    let shown = a.op(Method::GET, &record, "").await;
     assert_eq!(shown.body["state"], "in_flight");
 
-    let done = a
-        .op(Method::POST, &path, r#"{"status": 204, "ttl_seconds": 60}"#)
-        .await;
+    let ttl = format!(r#"{{"fence": {f}, "status": 204, "ttl_seconds": 316224000}}"#);
+    let done = a.op(Method::POST, &path, &ttl).await;
     assert_eq!(done.status, 200, "{}", done.body);
-    let shown = a
-        .op(Method::GET, &format!("/admin/v1/records/{flying}"), "")
-        .await;
+    let shown = a.op(Method::GET, &record, "").await;
     assert_eq!(shown.body["state"], "completed");
     assert_eq!(shown.body["response"]["body_bytes"], 0);
-    let record = a.store.get(flying).await.unwrap().unwrap();
-    assert_eq!(record.expires_at, a.now().plus(Duration::from_secs(60)));
+    let stored = a.store.get(flying).await.unwrap().unwrap();
+    let ten_years = Duration::from_secs(316_224_000);
+    assert_eq!(stored.expires_at, a.now().plus(ten_years));
 
-    // Unknown and expired records are not found; a failing store is a 503.
-    let unknown = format!("/admin/v1/records/{}/complete", id(9));
-    let missing = a.op(Method::POST, &unknown, r#"{"status": 200}"#).await;
-    assert_eq!(missing.status, 404);
+    // A failing store is a 503.
     a.store.off.store(true, Ordering::SeqCst);
-    assert_eq!(
-        a.op(Method::POST, &path, r#"{"status": 200}"#).await.status,
-        503
-    );
+    let body = resolution(fence, json!({}));
+    assert_eq!(a.op(Method::POST, &path, &body).await.status, 503);
 }

@@ -35,10 +35,14 @@ pub(super) fn request_body(args: &KeysCompleteArgs) -> anyhow::Result<Value> {
         };
         body.insert("body".into(), encoded);
     }
-    if let Some(fence) = args.fence {
-        body.insert("fence".into(), fence.into());
-    }
+    body.insert("fence".into(), args.fence.into());
     if let Some(ttl) = args.ttl {
+        if ttl.subsec_nanos() != 0 || ttl.as_secs() == 0 {
+            anyhow::bail!(
+                "--ttl {}: give whole seconds, at least 1s",
+                humantime::format_duration(ttl)
+            );
+        }
         body.insert("ttl_seconds".into(), ttl.as_secs().into());
     }
     Ok(Value::Object(body))
@@ -106,35 +110,43 @@ mod tests {
     }
 
     #[test]
-    fn a_binary_body_file_goes_as_base64_and_a_bad_header_is_refused() {
+    fn a_binary_body_file_goes_as_base64_and_bad_flags_are_refused() {
         let file = std::env::temp_dir().join(format!("idem-keys-body-{}", std::process::id()));
         std::fs::write(&file, [0xFF, 0x00]).unwrap();
-        let args = parse(&["--status", "200", "--body-file", file.to_str().unwrap()]);
+        let path = file.to_str().unwrap();
+        let args = parse(&["--fence", "3", "--status", "200", "--body-file", path]);
         let body = request_body(&args).unwrap();
         std::fs::remove_file(&file).unwrap();
         assert_eq!(
             body["body"],
             json!({ "encoding": "base64", "data": "/wA=" })
         );
-        assert!(body.get("fence").is_none() && body.get("ttl_seconds").is_none());
+        assert!(body.get("ttl_seconds").is_none());
 
-        let args = parse(&["--status", "200", "--header", "no-colon"]);
+        let args = parse(&["--fence", "3", "--status", "200", "--header", "no-colon"]);
         let error = request_body(&args).unwrap_err().to_string();
         assert!(error.contains("name: value"), "{error}");
+        for ttl in ["500ms", "1s 500ms"] {
+            let args = parse(&["--fence", "3", "--status", "200", "--ttl", ttl]);
+            let error = request_body(&args).unwrap_err().to_string();
+            assert!(error.contains("whole seconds"), "{error}");
+        }
+        let refused = |args: &[&str]| {
+            let argv = ["idem", "keys", "complete", "ab"].iter().chain(args);
+            Cli::try_parse_from(argv).is_err()
+        };
+        assert!(refused(&["--status", "200"]), "--fence is required");
         assert!(
-            Cli::try_parse_from([
-                "idem",
-                "keys",
-                "complete",
-                "ab",
+            refused(&[
+                "--fence",
+                "3",
                 "--status",
                 "200",
                 "--body",
                 "a",
                 "--body-file",
                 "b"
-            ])
-            .is_err(),
+            ]),
             "--body and --body-file together"
         );
     }

@@ -308,12 +308,14 @@ async fn releasing_an_unknown_outcome_lets_exactly_one_retry_execute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marking_an_unknown_outcome_completed_makes_every_retry_replay_it() {
     // The operator learns what happened (the processor charged the card)
-    // and stores that outcome: no retry may charge again.
-    let config = "upstream_timeout = \"300ms\"\nlease = \"1s\"\n";
+    // and stores that outcome: no retry may charge again. A long lease
+    // keeps retries at 409 meanwhile; the holder is done once its upstream
+    // timeout has passed, plus a grace of 5 s for its own store write.
+    let config = "upstream_timeout = \"300ms\"\nlease = \"60s\"\n\
+                  never_stored_headers = [\"x-internal\"]\n";
     let s = Setup::new(Some(config), &["--admin-token", TOKEN]).await;
     let g = &s.gateway;
     let charge = || g.post("/v1/charges").key("lost-2").json("{\"amount\":7}");
-    let claimed_at = std::time::Instant::now();
     charge()
         .header("x-delay-ms", "1500")
         .send()
@@ -330,11 +332,11 @@ async fn marking_an_unknown_outcome_completed_makes_every_retry_replay_it() {
     assert_eq!(found["state"], "in_flight");
     let id = found["id"].as_str().unwrap().to_owned();
     let fence = found["fence"].to_string();
-    let resolve = |id: String, fence: String| async move {
-        keys(
-            g,
-            TOKEN,
-            &[
+    let body = "{\"id\":\"ch_lost_2\",\"status\":\"succeeded\"}";
+    let resolve = |extra: &'static [&'static str]| {
+        let (id, fence) = (id.clone(), fence.clone());
+        async move {
+            let mut args = vec![
                 "complete",
                 &id,
                 "--status",
@@ -342,27 +344,46 @@ async fn marking_an_unknown_outcome_completed_makes_every_retry_replay_it() {
                 "--header",
                 "content-type: application/json",
                 "--body",
-                "{\"id\":\"ch_lost_2\",\"status\":\"succeeded\"}",
+                body,
                 "--fence",
                 &fence,
-            ],
-        )
-        .await
+            ];
+            args.extend_from_slice(extra);
+            keys(g, TOKEN, &args).await
+        }
     };
+    let refusal = |output: &Output| String::from_utf8_lossy(&output.stderr).into_owned();
 
-    // Inside the lease the gateway could still store the real outcome.
-    let early = resolve(id.clone(), fence.clone()).await;
-    if claimed_at.elapsed() < Duration::from_millis(900) {
-        assert_eq!(early.status.code(), Some(1), "{early:?}");
-        let said = String::from_utf8_lossy(&early.stderr);
+    // Right after the timeout the holder could, as far as the admin API
+    // can tell, still be writing the real outcome.
+    let early = resolve(&[]).await;
+    assert_eq!(early.status.code(), Some(1), "{early:?}");
+    let said = refusal(&early);
+    assert!(
+        said.contains("409") && said.contains("may still be written"),
+        "{said}"
+    );
+    // A header this gateway never stores is refused, not dropped.
+    let denied = resolve(&["--header", "x-internal: 1"]).await;
+    assert!(
+        refusal(&denied).contains("never_stored_headers"),
+        "{denied:?}"
+    );
+    // Meanwhile retries are held off by the lease.
+    charge().send().await.assert_problem(409, "in-flight");
+
+    let started = std::time::Instant::now();
+    let marked = loop {
+        let attempt = resolve(&[]).await;
+        if attempt.status.success() || started.elapsed() > Duration::from_secs(15) {
+            break attempt;
+        }
         assert!(
-            said.contains("409") && said.contains("still leased"),
-            "{said}"
+            refusal(&attempt).contains("may still be written"),
+            "{attempt:?}"
         );
-    }
-    tokio::time::sleep(Duration::from_millis(1100).saturating_sub(claimed_at.elapsed())).await;
-
-    let marked = resolve(id.clone(), fence.clone()).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert!(marked.status.success(), "{marked:?}");
     assert!(
         stdout(&marked).contains("completed with status 201"),
@@ -381,10 +402,7 @@ async fn marking_an_unknown_outcome_completed_makes_every_retry_replay_it() {
         assert_eq!(reply.status, 201, "{}", reply.text());
         assert!(reply.is_replay());
         assert_eq!(reply.header("content-type"), Some("application/json"));
-        assert_eq!(
-            reply.text(),
-            "{\"id\":\"ch_lost_2\",\"status\":\"succeeded\"}"
-        );
+        assert_eq!(reply.text(), body);
     }
     assert_eq!(
         s.upstream.executions_of("lost-2"),
@@ -392,8 +410,13 @@ async fn marking_an_unknown_outcome_completed_makes_every_retry_replay_it() {
         "only the first attempt ran"
     );
     // A second resolution is refused; the stored outcome stands.
-    let again = resolve(id.clone(), fence).await;
+    let again = resolve(&[]).await;
     assert_eq!(again.status.code(), Some(1));
+    let said = refusal(&again);
+    assert!(
+        said.contains("409") && said.contains("already completed"),
+        "{said}"
+    );
     assert!(charge().send().await.is_replay());
     let log = g.log();
     assert!(
