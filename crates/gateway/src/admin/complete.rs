@@ -38,7 +38,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::AdminState;
-use super::records::{Answer, parse_id, store_problem};
+use super::records::{Answer, fetch, parse_id, store_problem};
 use super::render;
 use super::respond::{AdminProblem, json};
 
@@ -178,12 +178,7 @@ async fn resolve(
         None => None,
     };
 
-    let record = state
-        .store
-        .get(id)
-        .await
-        .map_err(store_problem)?
-        .ok_or_else(|| AdminProblem::NotFound(format!("No record {id}.")))?;
+    let record = fetch(state, id).await?;
     let now = state.clock.now();
     if record.is_expired(now) {
         return Err(AdminProblem::NotFound(format!(

@@ -6,7 +6,8 @@
 
 use http::StatusCode;
 use idem_core::{
-    FenceRejection, IdempotencyKey, Principal, RecordId, RecordState, StoreError, WriteError,
+    FenceRejection, IdempotencyKey, Principal, Record, RecordId, RecordState, StoreError,
+    WriteError,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -110,17 +111,22 @@ pub(crate) async fn get(state: &AdminState, id: Option<&str>, with_body: bool) -
     }
 }
 
+/// The record `id`, expired or not; `404` if the store has none.
+pub(crate) async fn fetch(state: &AdminState, id: RecordId) -> Result<Record, AdminProblem> {
+    state
+        .store
+        .get(id)
+        .await
+        .map_err(store_problem)?
+        .ok_or_else(|| AdminProblem::NotFound(format!("No record {id}.")))
+}
+
 async fn show(
     state: &AdminState,
     id: RecordId,
     with_body: bool,
 ) -> Result<AdminResponse, AdminProblem> {
-    let record = state
-        .store
-        .get(id)
-        .await
-        .map_err(store_problem)?
-        .ok_or_else(|| AdminProblem::NotFound(format!("No record {id}.")))?;
+    let record = fetch(state, id).await?;
     let now = state.clock.now();
     Ok(json(
         StatusCode::OK,
@@ -155,15 +161,9 @@ pub(crate) async fn release(state: &AdminState, id: Option<&str>) -> Answer {
         Ok(id) => id,
         Err(problem) => return problem.into(),
     };
-    let record = match state.store.get(id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => {
-            return Answer::about(
-                id,
-                AdminProblem::NotFound(format!("No record {id}.")).into_response(),
-            );
-        }
-        Err(error) => return Answer::about(id, store_problem(error).into_response()),
+    let record = match fetch(state, id).await {
+        Ok(record) => record,
+        Err(problem) => return Answer::about(id, problem.into_response()),
     };
     if let RecordState::Completed { .. } = record.state {
         return Answer::about(id, completed_problem(id).into_response());
