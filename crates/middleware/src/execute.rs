@@ -233,11 +233,10 @@ where
             // The relay outlives the response head, so it gets a task of
             // its own (rare: only bodies over `max_response_bytes`),
             // tracked like the execution it finishes.
-            claim.prepared.tasks.spawn(async move {
-                if timeout_at(deadline, relay(head, rest, tx)).await.is_err() {
-                    tracing::warn!(record = %id, "upstream body timed out while relaying");
-                }
-            });
+            claim
+                .prepared
+                .tasks
+                .spawn(relay(id, head, rest, tx, deadline));
             let response = Response::from_parts(parts, ResponseBody::streamed(rx));
             claim.finish(Counted::Executed, response)
         }
@@ -404,8 +403,21 @@ fn concat(mut chunks: Vec<Bytes>, len: usize) -> Bytes {
 /// Relays an oversized response to the client: what was read, then the
 /// rest. If the client is gone, the relay stops; the outcome is already
 /// recorded.
-async fn relay<B>(head: Vec<Bytes>, mut rest: Pin<Box<B>>, tx: mpsc::Sender<StreamedFrame>)
-where
+///
+/// The upstream's reads are bounded by the request's deadline, the sends
+/// to the client are not: a slow reader is the client's own pace (and the
+/// channel holds at most [`RELAY_FRAMES`] frames). An upstream that breaks
+/// off or runs past the deadline ends the body with an error, never with
+/// a clean end: the client must see a cut-off body as cut off (hyper then
+/// aborts the response instead of writing its last chunk), because the
+/// body was not kept and no replay can give it whole.
+async fn relay<B>(
+    id: RecordId,
+    head: Vec<Bytes>,
+    mut rest: Pin<Box<B>>,
+    tx: mpsc::Sender<StreamedFrame>,
+    deadline: Instant,
+) where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
@@ -414,8 +426,15 @@ where
             return;
         }
     }
-    while let Some(frame) = rest.frame().await {
-        let frame = frame.map_err(Into::into);
+    loop {
+        let frame = match timeout_at(deadline, rest.frame()).await {
+            Ok(None) => return,
+            Ok(Some(frame)) => frame.map_err(Into::into),
+            Err(_elapsed) => {
+                tracing::warn!(record = %id, "upstream body timed out while relaying; the client's body is cut off");
+                Err(BoxError::from("the upstream's response body timed out"))
+            }
+        };
         let failed = frame.is_err();
         if tx.send(frame).await.is_err() || failed {
             return;

@@ -225,6 +225,24 @@ impl Call {
         Ok(response.status())
     }
 
+    /// Sends, and returns the status and the body, or the error that
+    /// ended the body (for tests of bodies that are cut off).
+    pub(crate) async fn send_streamed(self) -> (StatusCode, Result<Bytes, String>) {
+        let request = self.builder.body(Full::new(self.body)).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+            .await
+            .expect("gateway answers within 30s")
+            .expect("gateway answers");
+        let status = response.status();
+        let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+            .await
+            .expect("the body ends within 30s");
+        (
+            status,
+            body.map(|b| b.to_bytes()).map_err(|e| e.to_string()),
+        )
+    }
+
     pub(crate) async fn send(self) -> Reply {
         let request = self.builder.body(Full::new(self.body)).unwrap();
         let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))

@@ -347,6 +347,50 @@ async fn responses_too_large_to_keep_are_delivered_and_replayed_without_body() {
 }
 
 #[tokio::test]
+async fn a_large_response_cut_off_by_the_upstream_timeout_reaches_the_client_as_cut_off() {
+    // Too large to keep, so relayed as it comes; the upstream stalls in the
+    // middle past its timeout. The client must not get a clean end of a
+    // partial body, which it would take for the whole response.
+    let args = [
+        "--max-response-bytes",
+        "1KiB",
+        "--upstream-timeout",
+        "500ms",
+        "--lease",
+        "10s",
+    ];
+    let s = Setup::new(None, &args).await;
+    let (status, body) = s
+        .gateway
+        .post("/v1/export")
+        .key("stalled")
+        .header("x-body-bytes", "100000")
+        .header("x-stall-ms", "3000")
+        .json("{}")
+        .send_streamed()
+        .await;
+    assert_eq!(status, 201);
+    match body {
+        Err(error) => assert!(!error.is_empty()),
+        Ok(body) => panic!(
+            "a cut-off body of {} bytes ended cleanly, as if whole",
+            body.len()
+        ),
+    }
+    // A whole body of the same size, without a stall, is still relayed.
+    let (status, body) = s
+        .gateway
+        .post("/v1/export")
+        .key("whole")
+        .header("x-body-bytes", "100000")
+        .json("{}")
+        .send_streamed()
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(body.map(|b| b.len()), Ok(100_000));
+}
+
+#[tokio::test]
 async fn waiting_duplicates_get_the_first_outcome() {
     let config = r#"
 on_concurrent = "wait"

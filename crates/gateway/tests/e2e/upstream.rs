@@ -1,14 +1,19 @@
 //! A test upstream on 127.0.0.1 that counts executions and behaves as each
-//! request's headers ask: `x-delay-ms`, `x-status`, `x-body-bytes`.
+//! request's headers ask: `x-delay-ms`, `x-status`, `x-body-bytes`, and
+//! `x-stall-ms` (send the body, then stall that long before a last chunk).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body::Frame;
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -113,10 +118,38 @@ fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A body sent in two parts with a stall between them: what a slow or
+/// stuck upstream looks like in the middle of a large response.
+struct Stalled {
+    first: Option<Bytes>,
+    stall: Pin<Box<tokio::time::Sleep>>,
+    last: Option<Bytes>,
+}
+
+impl http_body::Body for Stalled {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if self.stall.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(self.last.take().map(|last| Ok(Frame::data(last))))
+    }
+}
+
+type UpstreamBody = Either<Full<Bytes>, Stalled>;
+
 async fn handle(
     state: Arc<Mutex<State>>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<UpstreamBody>, Infallible> {
     let delay = header(&req, "x-delay-ms")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
@@ -124,6 +157,7 @@ async fn handle(
         .and_then(|v| v.parse().ok())
         .unwrap_or(201);
     let body_bytes: Option<usize> = header(&req, "x-body-bytes").and_then(|v| v.parse().ok());
+    let stall_ms: Option<u64> = header(&req, "x-stall-ms").and_then(|v| v.parse().ok());
     let key = header(&req, "idempotency-key").map(str::to_owned);
     let fence = header(&req, "idempotency-fence").and_then(|v| v.parse().ok());
     let path = req.uri().path().to_owned();
@@ -154,8 +188,15 @@ async fn handle(
         .status(StatusCode::from_u16(status).unwrap())
         .header("content-type", "application/json")
         .header("set-cookie", "session=secret")
-        .header("x-execution", execution.to_string())
-        .body(Full::new(payload))
-        .unwrap();
+        .header("x-execution", execution.to_string());
+    let body = match stall_ms {
+        None => Either::Left(Full::new(payload)),
+        Some(ms) => Either::Right(Stalled {
+            first: Some(payload),
+            stall: Box::pin(tokio::time::sleep(Duration::from_millis(ms))),
+            last: Some(Bytes::from_static(b"tail")),
+        }),
+    };
+    let response = response.body(body).unwrap();
     Ok(response)
 }
