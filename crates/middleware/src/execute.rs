@@ -19,7 +19,9 @@ use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
-use idem_core::{Completion, Fence, RecordId, RoutePolicy, StoredBody, Timestamp, WriteError};
+use idem_core::{
+    Completion, Fence, RecordId, RoutePolicy, StoredBody, StoredResponse, Timestamp, WriteError,
+};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::task::TaskTracker;
@@ -28,6 +30,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody, StreamedFrame};
+use crate::late_completion;
 use crate::observe::{InFlightGuard, Outcome as Counted, StoreOp, Trace};
 use crate::prepared::Prepared;
 use crate::problem::Problem;
@@ -197,6 +200,7 @@ where
     }
 
     let (mut parts, body) = response.into_parts();
+    let prepared = claim.prepared.clone();
     let limit = claim.policy.max_response_bytes;
     let reading = Instant::now();
     let buffered = timeout_at(deadline, buffer(Box::pin(body), limit)).await;
@@ -208,25 +212,29 @@ where
             unknown_outcome(claim, Outcome::Failed)
         }
         Ok(Buffered::Whole(bytes)) => {
-            let stored = to_stored(
-                status,
-                &parts.headers,
-                &claim.prepared.config.never_stored_headers,
-                StoredBody::Kept(bytes.clone()),
-            );
-            let expires_at = complete(&mut claim, stored).await;
+            let keep = || {
+                to_stored(
+                    status,
+                    &parts.headers,
+                    &prepared.config.never_stored_headers,
+                    StoredBody::Kept(bytes.clone()),
+                )
+            };
+            let expires_at = complete(&mut claim, keep).await;
             set_expires(&mut parts.headers, expires_at);
             let response = Response::from_parts(parts, ResponseBody::full(bytes));
             claim.finish(Counted::Executed, response)
         }
         Ok(Buffered::TooLarge { head, rest }) => {
-            let stored = to_stored(
-                status,
-                &parts.headers,
-                &claim.prepared.config.never_stored_headers,
-                StoredBody::NotKept,
-            );
-            let expires_at = complete(&mut claim, stored).await;
+            let keep = || {
+                to_stored(
+                    status,
+                    &parts.headers,
+                    &prepared.config.never_stored_headers,
+                    StoredBody::NotKept,
+                )
+            };
+            let expires_at = complete(&mut claim, keep).await;
             set_expires(&mut parts.headers, expires_at);
             let (tx, rx) = mpsc::channel(RELAY_FRAMES);
             let id = claim.id;
@@ -295,22 +303,28 @@ fn unknown_outcome<B>(claim: Claim, outcome: Outcome) -> Response<ResponseBody<B
     claim.finish(counted, response)
 }
 
-/// Stores the outcome and says until when it is kept. A refused or failed
-/// write is logged, and the response still goes to the client: the side
-/// effect happened, and hiding it would only provoke a retry.
-async fn complete(claim: &mut Claim, response: idem_core::StoredResponse) -> Timestamp {
-    let completion = Completion {
-        id: claim.id,
-        fence: claim.fence,
+/// Stores the outcome (`keep` builds it) and says until when it is kept.
+/// The response goes to the client whatever the store says: the side
+/// effect happened, and hiding it would only provoke a retry. A refused
+/// write is logged; a failed one is written again in the background
+/// (`late_completion.rs`), from a second `keep()`, so that the hot path
+/// builds the stored response once and never copies it.
+async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Timestamp {
+    let (id, fence, ttl) = (claim.id, claim.fence, claim.policy.ttl);
+    let now = claim.prepared.config.clock.now();
+    let completion = |response| Completion {
+        id,
+        fence,
         response,
-        now: claim.prepared.config.clock.now(),
-        ttl: claim.policy.ttl,
+        now,
+        ttl,
     };
-    let expires_at = completion.expires_at();
+    let first = completion(keep());
+    let expires_at = first.expires_at();
     let store = claim.prepared.config.store.clone();
     let completed = claim
         .trace
-        .store(StoreOp::Complete, store.complete(completion))
+        .store(StoreOp::Complete, store.complete(first))
         .await;
     match completed {
         Ok(()) => {}
@@ -319,7 +333,17 @@ async fn complete(claim: &mut Claim, response: idem_core::StoredResponse) -> Tim
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: completion refused");
         }
         Err(error) => {
-            tracing::error!(record = %claim.id, %error, "store failed to complete; the record stays in flight until its lease ends");
+            tracing::error!(record = %claim.id, %error, "store failed to complete; retrying in the background until the lease ends");
+            let again = completion(keep());
+            claim
+                .prepared
+                .tasks
+                .spawn(late_completion::write_until_lease_ends(
+                    store,
+                    claim.prepared.config.clock.clone(),
+                    again,
+                    claim.lease_expires_at,
+                ));
         }
     }
     expires_at

@@ -40,6 +40,7 @@ mod extract;
 mod future;
 mod headers;
 mod keyed;
+mod late_completion;
 mod layer;
 mod meters;
 mod observe;

@@ -9,7 +9,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use idem_core::{OnConcurrent, RoutePolicy, RouteTable, Timestamp};
+use idem_core::{
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, OnConcurrent, Record, RecordId,
+    RoutePolicy, RouteTable, Store, StoreError, Timestamp, WriteError,
+};
 use idem_middleware::{
     BoxError, Clock, Executions, IdempotencyConfig, IdempotencyLayer, RequestBody,
     UpstreamNotReached,
@@ -74,6 +77,14 @@ impl<S> TestService for S where
 }
 
 fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestService) {
+    harness_on(Arc::new(MemoryStore::new()), policy, behaviour)
+}
+
+fn harness_on(
+    store: Arc<dyn Store>,
+    policy: RoutePolicy,
+    behaviour: Behaviour,
+) -> (Harness, impl TestService) {
     let clock = Arc::new(ManualClock::default());
     let calls = Arc::new(AtomicUsize::new(0));
     let fences = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -102,7 +113,7 @@ fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestServ
         }
     });
     let routes = RouteTable::new(vec![], Arc::new(policy));
-    let mut config = IdempotencyConfig::new(Arc::new(MemoryStore::new()), routes);
+    let mut config = IdempotencyConfig::new(store, routes);
     config.clock = clock.clone();
     let layer = IdempotencyLayer::new(config);
     let executions = layer.executions();
@@ -299,4 +310,80 @@ async fn a_panicking_execution_answers_500_and_keeps_the_record_in_flight() {
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(h.calls.load(Ordering::SeqCst), 1);
     assert!(h.executions.is_empty(), "nothing left running");
+}
+
+/// A memory store whose first `failures` completions fail as an
+/// unreachable store's would, without writing.
+struct FailingCompletions {
+    inner: MemoryStore,
+    failures: AtomicUsize,
+    attempts: AtomicUsize,
+}
+
+impl Store for FailingCompletions {
+    fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
+        self.inner.claim(request)
+    }
+    fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Box::pin(async {
+                Err(WriteError::Store(StoreError::Unavailable(
+                    "the store is down for a moment".into(),
+                )))
+            });
+        }
+        self.inner.complete(completion)
+    }
+    fn release(&self, id: RecordId, fence: Fence) -> BoxFuture<'_, Result<(), WriteError>> {
+        self.inner.release(id, fence)
+    }
+    fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
+        self.inner.get(id)
+    }
+    fn delete(&self, id: RecordId) -> BoxFuture<'_, Result<bool, StoreError>> {
+        self.inner.delete(id)
+    }
+    fn purge_expired(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        self.inner.purge_expired(now, limit)
+    }
+    fn list_in_flight(
+        &self,
+        after: Option<RecordId>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<(RecordId, Record)>, StoreError>> {
+        self.inner.list_in_flight(after, limit)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_completion_the_store_failed_is_written_again_so_retries_replay() {
+    // The upstream charged; the store blinked when the outcome was to be
+    // kept. The client still gets its response, and a retry must replay
+    // it, not get 409 until the lease ends and then charge again.
+    let store = Arc::new(FailingCompletions {
+        inner: MemoryStore::new(),
+        failures: AtomicUsize::new(3),
+        attempts: AtomicUsize::new(0),
+    });
+    let (h, service) = harness_on(store.clone(), RoutePolicy::default(), Behaviour::Answer);
+    let (status, _, first) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first, "execution 1");
+    // Three failed attempts, then one that lands, in the background.
+    h.executions.finished().await;
+    assert_eq!(store.attempts.load(Ordering::SeqCst), 4);
+    let (status, headers, again) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(again, first);
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1, "executed once");
 }
