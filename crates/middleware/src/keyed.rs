@@ -119,6 +119,8 @@ where
     let wait_until = (policy.on_concurrent == OnConcurrent::Wait)
         .then(|| tokio::time::Instant::now() + policy.wait_timeout);
     let mut poll_every = WAIT_FIRST_POLL;
+    // Whether a claim of this loop found the key held by another request.
+    let mut seen_busy = false;
     loop {
         let now = config.clock.now();
         let claim = ClaimRequest {
@@ -132,7 +134,15 @@ where
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(record = %id, %error, "store failed to claim");
-                return match config.global.on_store_error {
+                // A duplicate known to be running must never be forwarded
+                // unprotected: under `pass-through` that would be a second
+                // execution while the first is still under way.
+                let policy_here = if seen_busy {
+                    OnStoreError::FailClosed
+                } else {
+                    config.global.on_store_error
+                };
+                return match policy_here {
                     OnStoreError::FailClosed => trace.finish(
                         Outcome::StoreError,
                         Problem::StoreUnavailable.into_response(),
@@ -187,6 +197,7 @@ where
                 expires_at,
             } => return trace.finish(Outcome::Replayed, replay(response, expires_at)),
             ClaimOutcome::Busy { lease_expires_at } => {
+                seen_busy = true;
                 if let Some(deadline) = wait_until {
                     let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                     if !left.is_zero() {

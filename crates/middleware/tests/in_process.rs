@@ -10,8 +10,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use idem_core::{
-    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, OnConcurrent, Record, RecordId,
-    RoutePolicy, RouteTable, Store, StoreError, Timestamp, WriteError,
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, GlobalPolicy, OnConcurrent,
+    OnStoreError, Record, RecordId, RoutePolicy, RouteTable, Store, StoreError, Timestamp,
+    WriteError,
 };
 use idem_middleware::{
     BoxError, Clock, Executions, IdempotencyConfig, IdempotencyLayer, RequestBody,
@@ -77,12 +78,18 @@ impl<S> TestService for S where
 }
 
 fn harness(policy: RoutePolicy, behaviour: Behaviour) -> (Harness, impl TestService) {
-    harness_on(Arc::new(MemoryStore::new()), policy, behaviour)
+    harness_on(
+        Arc::new(MemoryStore::new()),
+        policy,
+        GlobalPolicy::default(),
+        behaviour,
+    )
 }
 
 fn harness_on(
     store: Arc<dyn Store>,
     policy: RoutePolicy,
+    global: GlobalPolicy,
     behaviour: Behaviour,
 ) -> (Harness, impl TestService) {
     let clock = Arc::new(ManualClock::default());
@@ -114,6 +121,7 @@ fn harness_on(
     });
     let routes = RouteTable::new(vec![], Arc::new(policy));
     let mut config = IdempotencyConfig::new(store, routes);
+    config.global = global;
     config.clock = clock.clone();
     let layer = IdempotencyLayer::new(config);
     let executions = layer.executions();
@@ -312,16 +320,40 @@ async fn a_panicking_execution_answers_500_and_keeps_the_record_in_flight() {
     assert!(h.executions.is_empty(), "nothing left running");
 }
 
-/// A memory store whose first `failures` completions fail as an
-/// unreachable store's would, without writing.
-struct FailingCompletions {
+/// A memory store that fails as an unreachable store would, without
+/// writing: every claim after the first `claims` ones, and the first
+/// `failures` completions.
+struct Flaky {
     inner: MemoryStore,
+    claims: AtomicUsize,
     failures: AtomicUsize,
     attempts: AtomicUsize,
 }
 
-impl Store for FailingCompletions {
+impl Flaky {
+    fn new(claims: usize, completion_failures: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryStore::new(),
+            claims: AtomicUsize::new(claims),
+            failures: AtomicUsize::new(completion_failures),
+            attempts: AtomicUsize::new(0),
+        })
+    }
+}
+
+fn down() -> StoreError {
+    StoreError::Unavailable("the store is down for a moment".into())
+}
+
+impl Store for Flaky {
     fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
+        let allowed = self
+            .claims
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if !allowed {
+            return Box::pin(async { Err(down()) });
+        }
         self.inner.claim(request)
     }
     fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
@@ -331,11 +363,7 @@ impl Store for FailingCompletions {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failing {
-            return Box::pin(async {
-                Err(WriteError::Store(StoreError::Unavailable(
-                    "the store is down for a moment".into(),
-                )))
-            });
+            return Box::pin(async { Err(WriteError::Store(down())) });
         }
         self.inner.complete(completion)
     }
@@ -369,12 +397,13 @@ async fn a_completion_the_store_failed_is_written_again_so_retries_replay() {
     // The upstream charged; the store blinked when the outcome was to be
     // kept. The client still gets its response, and a retry must replay
     // it, not get 409 until the lease ends and then charge again.
-    let store = Arc::new(FailingCompletions {
-        inner: MemoryStore::new(),
-        failures: AtomicUsize::new(3),
-        attempts: AtomicUsize::new(0),
-    });
-    let (h, service) = harness_on(store.clone(), RoutePolicy::default(), Behaviour::Answer);
+    let store = Flaky::new(usize::MAX, 3);
+    let (h, service) = harness_on(
+        store.clone(),
+        RoutePolicy::default(),
+        GlobalPolicy::default(),
+        Behaviour::Answer,
+    );
     let (status, _, first) = send(&service, post("k")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(first, "execution 1");
@@ -386,4 +415,49 @@ async fn a_completion_the_store_failed_is_written_again_so_retries_replay() {
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(again, first);
     assert_eq!(h.calls.load(Ordering::SeqCst), 1, "executed once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_duplicate_is_never_passed_through_when_the_store_fails() {
+    // `pass-through` forwards a request the store cannot decide. A
+    // duplicate that the store already said is running must not be: that
+    // would be a second execution while the first is under way.
+    let policy = RoutePolicy {
+        on_concurrent: OnConcurrent::Wait,
+        wait_timeout: Duration::from_secs(3),
+        upstream_timeout: Duration::from_secs(20),
+        lease: Duration::from_secs(30),
+        ..RoutePolicy::default()
+    };
+    let global = GlobalPolicy {
+        on_store_error: OnStoreError::PassThrough,
+        ..GlobalPolicy::default()
+    };
+    // The first request's claim and the duplicate's first claim (Busy)
+    // succeed; the duplicate's next poll finds the store down.
+    let (h, service) = harness_on(Flaky::new(2, 0), policy, global, Behaviour::Hang);
+    let first = tokio::spawn({
+        let service = service.clone();
+        async move { send(&service, post("k")).await }
+    });
+    while h.calls.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    // Forwarded, it would hang with the service: bounded, so that the
+    // test fails rather than waits.
+    let duplicate = tokio::time::timeout(Duration::from_secs(10), send(&service, post("k")));
+    let (status, _, _) = duplicate.await.expect("answered, not forwarded");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1, "never forwarded twice");
+    // A request the store never decided still passes through, as opted in
+    // (to the same hanging service: forwarded is all this checks).
+    let other = tokio::spawn({
+        let service = service.clone();
+        async move { send(&service, post("other")).await }
+    });
+    while h.calls.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    first.abort();
+    other.abort();
 }
