@@ -49,13 +49,26 @@ struct Target {
 }
 
 /// How long a connection attempt may take before the upstream counts as
-/// unreachable.
+/// unreachable, at most.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connect timeout for routes whose shortest `upstream_timeout` is
+/// `shortest`: at most half of it, so that an upstream that cannot be
+/// reached is told as unreachable (`502`, the record released) before the
+/// route's timeout would call the outcome unknown (`504`, the record left
+/// in flight for its lease).
+pub(crate) fn connect_timeout(shortest: Duration) -> Duration {
+    CONNECT_TIMEOUT.min(shortest / 2)
+}
 
 impl Proxy {
     /// A proxy to `upstream` (an `http://` URL, validated by the config)
     /// that waits at most `timeout` for a response head.
-    pub(crate) fn new(upstream: &Uri, timeout: Duration) -> anyhow::Result<Self> {
+    pub(crate) fn new(
+        upstream: &Uri,
+        timeout: Duration,
+        connect_timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let scheme = upstream.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = upstream
             .authority()
@@ -64,7 +77,7 @@ impl Proxy {
         let base_path = upstream.path().trim_end_matches('/').to_owned();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_connect_timeout(Some(connect_timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -215,7 +228,12 @@ mod tests {
             ),
         ];
         for (upstream, path, expected) in cases {
-            let proxy = Proxy::new(&upstream.parse().unwrap(), Duration::from_secs(1)).unwrap();
+            let proxy = Proxy::new(
+                &upstream.parse().unwrap(),
+                Duration::from_secs(1),
+                CONNECT_TIMEOUT,
+            )
+            .unwrap();
             let uri = proxy.upstream_uri(path.parse().unwrap()).unwrap();
             assert_eq!(uri.to_string(), expected, "{upstream} + {path}");
         }

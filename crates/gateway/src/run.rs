@@ -31,7 +31,7 @@ use crate::accept;
 use crate::admin::{self, AdminState, RouteLimits};
 use crate::batching::BatchingWatch;
 use crate::config::Settings;
-use crate::proxy::Proxy;
+use crate::proxy::{self, Proxy};
 use crate::{stores, telemetry};
 
 /// How much longer than any route's `upstream_timeout` the proxy waits.
@@ -86,7 +86,17 @@ async fn serve(
     // never beat a keyed request's route timeout, which decides `504` and
     // keeps the record in flight.
     let proxy_timeout = settings.routes.longest_upstream_timeout() + PROXY_TIMEOUT_MARGIN;
-    let proxy = Proxy::new(&settings.upstream, proxy_timeout)?;
+    let shortest_upstream_timeout = settings
+        .routes
+        .indexed()
+        .map(|(_, route)| route.policy.upstream_timeout)
+        .min()
+        .unwrap_or(proxy_timeout);
+    let proxy = Proxy::new(
+        &settings.upstream,
+        proxy_timeout,
+        proxy::connect_timeout(shortest_upstream_timeout),
+    )?;
     let route_ids = settings
         .routes
         .indexed()

@@ -90,7 +90,7 @@ where
             Ok(None) if policy.mode_for(parts.method.as_str()) == Mode::Optional => {
                 // Not a keyed request after all: no trace, as for a
                 // header-keyed route's request without the header.
-                return forward_unprotected(inner, parts, body).await;
+                return forward_unprotected(inner, parts, body, policy.upstream_timeout).await;
             }
             Ok(None) => {
                 let problem = Problem::KeyMissing {
@@ -149,7 +149,8 @@ where
                     ),
                     OnStoreError::PassThrough => {
                         let started = tokio::time::Instant::now();
-                        let response = forward_unprotected(inner, parts, body).await;
+                        let response =
+                            forward_unprotected(inner, parts, body, policy.upstream_timeout).await;
                         trace.add_upstream(started.elapsed());
                         trace.finish(Outcome::StoreBypassed, response)
                     }
@@ -308,15 +309,19 @@ async fn forward_unprotected<S, ReqBody, ResBody>(
     mut inner: S,
     parts: Parts,
     body: Bytes,
+    upstream_timeout: Duration,
 ) -> Response<ResponseBody<ResBody>>
 where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
     S::Error: Into<BoxError> + Send,
 {
     let request = Request::from_parts(parts, Either::Right(Full::new(body)));
-    match inner.call(request).await {
-        Ok(response) => response.map(ResponseBody::inner),
-        Err(error) => {
+    // Bounded like a keyed request's call, so that a hung upstream gets the
+    // documented `504` here too, in-process as behind the gateway.
+    match tokio::time::timeout(upstream_timeout, inner.call(request)).await {
+        Err(_elapsed) => Problem::UpstreamTimeoutUnrecorded.into_response(),
+        Ok(Ok(response)) => response.map(ResponseBody::inner),
+        Ok(Err(error)) => {
             let error: BoxError = error.into();
             if was_not_reached(&*error) {
                 Problem::UpstreamUnreachable.into_response()

@@ -461,3 +461,26 @@ async fn a_waiting_duplicate_is_never_passed_through_when_the_store_fails() {
     first.abort();
     other.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_passed_through_a_failed_store_is_bounded_by_the_route_timeout() {
+    let policy = RoutePolicy {
+        upstream_timeout: Duration::from_secs(2),
+        lease: Duration::from_secs(10),
+        ..RoutePolicy::default()
+    };
+    let global = GlobalPolicy {
+        on_store_error: OnStoreError::PassThrough,
+        ..GlobalPolicy::default()
+    };
+    let (h, service) = harness_on(Flaky::new(0, 0), policy, global, Behaviour::Hang);
+    let started = tokio::time::Instant::now();
+    let answered = tokio::time::timeout(Duration::from_secs(60), send(&service, post("k")));
+    let (status, headers, body) = answered.await.expect("bounded by the route's timeout");
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(headers["content-type"], "application/problem+json");
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("upstream-timeout-unrecorded"), "{body}");
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+}

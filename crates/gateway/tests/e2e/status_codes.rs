@@ -218,6 +218,39 @@ async fn upstream_unreachable_is_502_and_releases_the_key() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_never_accepts_is_unreachable_before_a_short_route_timeout() {
+    // A listener whose accept queue is full: further connection attempts
+    // get no answer at all, as from a host that is down or firewalled.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let attempt = tokio::net::TcpStream::connect(addr);
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_millis(200), attempt).await {
+            fillers.push(stream);
+        }
+    }
+    let dir = TempDir::new();
+    let gateway = Gateway::start(GatewayArgs {
+        upstream: format!("http://{addr}"),
+        store: format!("embedded:{}", dir.path().join("data").display()),
+        config: Some("upstream_timeout = \"1s\"\nlease = \"30s\"\n"),
+        extra: vec![],
+        dir: dir.path(),
+    });
+    // The connect timeout is half the shortest route timeout, so the
+    // answer is "unreachable" (released), not "timed out" (in flight for
+    // the lease, retries refused with 409).
+    let reply = gateway.post("/v1/charges").key("k").json("{}").send().await;
+    reply.assert_problem(502, "upstream-unreachable");
+    let again = gateway.post("/v1/charges").key("k").json("{}").send().await;
+    again.assert_problem(502, "upstream-unreachable");
+    drop((fillers, listener));
+}
+
+#[tokio::test]
 async fn upstream_timeout_is_504_and_the_key_stays_in_flight_until_the_lease_ends() {
     let config = r#"
 upstream_timeout = "500ms"
