@@ -44,6 +44,9 @@ pub(crate) struct Claim {
     pub(crate) id: RecordId,
     pub(crate) fence: Fence,
     pub(crate) lease_expires_at: Timestamp,
+    /// When the upstream's time is up: `upstream_timeout` after the claim
+    /// was sent, like the lease.
+    pub(crate) upstream_deadline: Instant,
     /// The request's trace, finished when the response is ready.
     pub(crate) trace: Trace,
     /// Dropped once the outcome is settled, or with the execution however
@@ -169,7 +172,7 @@ where
     ResBody::Error: Into<BoxError> + Send,
 {
     let started = Instant::now();
-    let deadline = started + claim.policy.upstream_timeout;
+    let deadline = claim.upstream_deadline;
     let called = timeout_at(deadline, inner.call(request)).await;
     claim.trace.add_upstream(started.elapsed());
     let response = match called {

@@ -123,6 +123,10 @@ where
     let mut seen_busy = false;
     loop {
         let now = config.clock.now();
+        // The upstream's deadline runs from here, as the lease does, so
+        // that the time the claim took comes out of the upstream's share,
+        // not out of the margin the lease leaves for the completion.
+        let upstream_deadline = tokio::time::Instant::now() + policy.upstream_timeout;
         let claim = ClaimRequest {
             id,
             fingerprint,
@@ -182,6 +186,7 @@ where
                     id,
                     fence,
                     lease_expires_at,
+                    upstream_deadline,
                     trace,
                     in_flight,
                 };

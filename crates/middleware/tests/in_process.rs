@@ -328,6 +328,8 @@ struct Flaky {
     claims: AtomicUsize,
     failures: AtomicUsize,
     attempts: AtomicUsize,
+    /// How long each claim takes.
+    claim_delay: Duration,
 }
 
 impl Flaky {
@@ -337,6 +339,7 @@ impl Flaky {
             claims: AtomicUsize::new(claims),
             failures: AtomicUsize::new(completion_failures),
             attempts: AtomicUsize::new(0),
+            claim_delay: Duration::ZERO,
         })
     }
 }
@@ -354,7 +357,10 @@ impl Store for Flaky {
         if !allowed {
             return Box::pin(async { Err(down()) });
         }
-        self.inner.claim(request)
+        Box::pin(async move {
+            tokio::time::sleep(self.claim_delay).await;
+            self.inner.claim(request).await
+        })
     }
     fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
         self.attempts.fetch_add(1, Ordering::SeqCst);
@@ -482,5 +488,27 @@ async fn a_request_passed_through_a_failed_store_is_bounded_by_the_route_timeout
     let body = String::from_utf8_lossy(&body);
     assert!(body.contains("upstream-timeout-unrecorded"), "{body}");
     assert_eq!(started.elapsed(), Duration::from_secs(2));
+    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_upstream_deadline_runs_from_the_claim_as_the_lease_does() {
+    // A slow claim uses up the upstream's time, not the margin between the
+    // upstream timeout and the lease that the completion write needs.
+    let policy = RoutePolicy {
+        upstream_timeout: Duration::from_secs(6),
+        lease: Duration::from_secs(8),
+        ..RoutePolicy::default()
+    };
+    let store = Arc::new(Flaky {
+        claim_delay: Duration::from_secs(2),
+        ..Arc::into_inner(Flaky::new(usize::MAX, 0)).unwrap()
+    });
+    // The service takes 5 s: within 6 s of the call, not of the claim.
+    let (h, service) = harness_on(store, policy, GlobalPolicy::default(), Behaviour::Slow);
+    let started = tokio::time::Instant::now();
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(started.elapsed(), Duration::from_secs(6));
     assert_eq!(h.calls.load(Ordering::SeqCst), 1);
 }
