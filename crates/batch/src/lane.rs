@@ -53,7 +53,10 @@ impl<K: Kind> Lane<K> {
                     self.running = false;
                     return;
                 }
-                let taken = queue.take(limits.max_batch, now, K::IDS);
+                // An operation with less than a tenth of its budget left
+                // is answered as timed out, unsent: sent, it would most
+                // likely time out in flight, its effect unknown.
+                let taken = queue.take(limits.max_batch, now + limits.budget / 10, K::IDS);
                 if taken.batch.is_empty() {
                     // Under the same lock as the `take` that found nothing:
                     // an operation queued after this sees a free place and
@@ -75,14 +78,18 @@ impl<K: Kind> Lane<K> {
         }
     }
 
-    /// Runs one batch under the earliest deadline of its members and
-    /// answers each of them.
+    /// Runs one batch under the latest deadline of its members and answers
+    /// each of them. Each caller still waits no longer than its own
+    /// deadline (`Batcher::submit`); the earliest deadline would let one
+    /// operation that waited long in the queue fail every fresh one that
+    /// shares its batch, and under load turn a slow store into a failing
+    /// one.
     async fn send(&self, batch: Vec<Pending<K::Job, Reply<K>>>) {
         // The batch is not empty; the fallback is never used.
         let deadline = batch
             .iter()
             .map(|p| p.deadline)
-            .min()
+            .max()
             .unwrap_or_else(Instant::now);
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.job, p.reply)).unzip();
         match self.shared.kind.run(&jobs, deadline).await {

@@ -49,8 +49,10 @@
 //! # What the batcher keeps
 //!
 //! - Each operation keeps its own bound: the caller waits at most until its
-//!   deadline; an operation still queued at its deadline is not sent; a
-//!   batch runs under the earliest deadline of its members.
+//!   deadline; an operation still queued with less than a tenth of its
+//!   budget left is not sent (it is answered as timed out); a batch runs
+//!   under the latest deadline of its members, so that one operation that
+//!   waited long cannot fail the fresh ones that share its batch.
 //! - Operations on one record id are decided in the order they arrived:
 //!   as the store's [`Kind::IDS`] asks, they never run in two batches at
 //!   once, and a batch holds one of them ([`Ids::OnePerBatch`]) or several

@@ -47,6 +47,9 @@ struct Doubler {
     first: AtomicUsize,
     refuse_over: Option<u32>,
     drop_answers: bool,
+    /// How long each batch takes, bounded by the deadline it runs under
+    /// (as a real store's round trip is).
+    takes: Duration,
 }
 
 impl Kind for Doubler {
@@ -58,13 +61,21 @@ impl Kind for Doubler {
         RecordId::from_bytes([job.0; 32])
     }
 
-    fn run<'a>(&'a self, jobs: &'a [(u8, u32)], _: Instant) -> BoxFuture<'a, Answers<u32, Fake>> {
+    fn run<'a>(
+        &'a self,
+        jobs: &'a [(u8, u32)],
+        deadline: Instant,
+    ) -> BoxFuture<'a, Answers<u32, Fake>> {
         Box::pin(async move {
             if self.first.fetch_add(1, Ordering::SeqCst) == 0 {
                 self.gate.notified().await;
             }
             let numbers: Vec<u32> = jobs.iter().map(|j| j.1).collect();
             self.batches.lock().unwrap().push(numbers.clone());
+            let took = tokio::time::timeout_at(deadline, tokio::time::sleep(self.takes));
+            if took.await.is_err() {
+                return Err(Fake::TimedOut(self.takes));
+            }
             if self
                 .refuse_over
                 .is_some_and(|n| numbers.iter().any(|&x| x > n))
@@ -168,7 +179,12 @@ async fn a_batch_with_too_few_answers_is_a_failure_for_all_of_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_caller_waits_no_longer_than_its_deadline() {
-    let batcher = Batcher::new(Doubler::default(), limits(1));
+    // A budget as long as the caller's deadline, as the stores give.
+    let limits = Limits {
+        ready_turns: 0,
+        ..Limits::new(1, 64, Duration::from_millis(200))
+    };
+    let batcher = Batcher::new(Doubler::default(), limits);
     // The gate never opens: the first batch hangs.
     let deadline = Instant::now() + Duration::from_millis(200);
     let answer = batcher.submit((1, 1), deadline).await;
@@ -314,4 +330,58 @@ async fn operations_of_tasks_woken_together_share_one_batch() {
     let mut sent = batches.concat();
     sent.sort_unstable();
     assert_eq!(sent, (1..=8).collect::<Vec<u32>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_that_waited_long_does_not_fail_the_fresh_ones_in_its_batch() {
+    // Each batch takes 300 ms; the budget is 1 s.
+    let store = Doubler {
+        first: AtomicUsize::new(1),
+        takes: Duration::from_millis(300),
+        ..Doubler::default()
+    };
+    let limits = Limits {
+        ready_turns: 0,
+        ..Limits::new(1, 64, Duration::from_secs(1))
+    };
+    let batcher = Arc::new(Batcher::new(store, limits));
+    let start = Instant::now();
+    // Job 1 holds the lane for 300 ms; behind it wait job 2, with 450 ms
+    // left when the lane takes the next batch at 300 ms... and 150 ms
+    // left by then, and job 3, fresh with a whole second.
+    let busy = spawn_job(&batcher, 1, start + Duration::from_secs(1)).await;
+    let old = spawn_job(&batcher, 2, start + Duration::from_millis(450)).await;
+    let fresh = spawn_job(&batcher, 3, start + Duration::from_secs(1)).await;
+    assert_eq!(busy.await.unwrap().unwrap(), 2);
+    // Under job 2's deadline the batch would have timed out at 450 ms and
+    // failed job 3 with it.
+    assert_eq!(fresh.await.unwrap().unwrap(), 6);
+    assert!(matches!(old.await.unwrap(), Err(Fake::TimedOut(_))));
+    assert_eq!(
+        *batcher.kind().batches.lock().unwrap(),
+        [vec![1], vec![2, 3]]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_nearly_out_of_time_is_not_sent() {
+    let store = Doubler {
+        first: AtomicUsize::new(1),
+        takes: Duration::from_millis(300),
+        ..Doubler::default()
+    };
+    let limits = Limits {
+        ready_turns: 0,
+        ..Limits::new(1, 64, Duration::from_secs(1))
+    };
+    let batcher = Arc::new(Batcher::new(store, limits));
+    let start = Instant::now();
+    let busy = spawn_job(&batcher, 1, start + Duration::from_secs(1)).await;
+    // 50 ms left when the lane looks at 300 ms: under a tenth of the
+    // budget, so it is answered as timed out without being sent.
+    let late = spawn_job(&batcher, 2, start + Duration::from_millis(350)).await;
+    assert_eq!(busy.await.unwrap().unwrap(), 2);
+    assert!(matches!(late.await.unwrap(), Err(Fake::TimedOut(_))));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(*batcher.kind().batches.lock().unwrap(), [vec![1]]);
 }
