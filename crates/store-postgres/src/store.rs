@@ -38,6 +38,31 @@ use idem_batch::{BatchStats, Batcher, Limits};
 const PLANNER: &str = "-c enable_seqscan=off -c enable_bitmapscan=off \
                        -c enable_hashjoin=off -c enable_mergejoin=off";
 
+/// The startup options of every connection: the URL's own `options`, then
+/// idem's session settings (described where the store is built).
+///
+/// `synchronous_commit=on` is added unless the URL's options set
+/// `synchronous_commit` themselves: a claim is acknowledged, and the
+/// request forwarded, only once its commit is flushed, so a role or
+/// database default of `off` (which acknowledges commits before they are
+/// durable) must not apply silently. Startup options win over role and
+/// database defaults; an operator who wants more (`remote_apply`) or,
+/// knowingly, less says so in the URL.
+fn session_options(url_options: &str, statement_timeout: Duration) -> String {
+    let mut session = url_options.to_owned();
+    if !session.is_empty() {
+        session.push(' ');
+    }
+    session.push_str(&format!(
+        "-c statement_timeout={} -c default_transaction_isolation=read\\ committed {PLANNER}",
+        statement_timeout.as_millis()
+    ));
+    if !url_options.contains("synchronous_commit") {
+        session.push_str(" -c synchronous_commit=on");
+    }
+    session
+}
+
 /// How long an idle pooled connection goes before TCP keepalives probe it,
 /// so that a connection to a server that vanished is found dead while idle
 /// rather than by the next request.
@@ -104,15 +129,12 @@ impl PostgresStore {
         // - read committed: the claim statement relies on it (under
         //   REPEATABLE READ or SERIALIZABLE, a conflict with a row committed
         //   after the snapshot is an error), whatever the database default;
-        // - no sequential, bitmap, hash or merge plans: see `PLANNER`.
-        let mut session = config.get_options().unwrap_or_default().to_owned();
-        if !session.is_empty() {
-            session.push(' ');
-        }
-        session.push_str(&format!(
-            "-c statement_timeout={} -c default_transaction_isolation=read\\ committed {PLANNER}",
-            options.statement_timeout.as_millis()
-        ));
+        // - no sequential, bitmap, hash or merge plans: see `PLANNER`;
+        // - synchronous_commit: see `session_options`.
+        let session = session_options(
+            config.get_options().unwrap_or_default(),
+            options.statement_timeout,
+        );
         config.options(session);
 
         let manager = Manager::from_config(
@@ -323,5 +345,26 @@ impl Store for PostgresStore {
                     .await?,
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_are_durable_unless_the_url_says_otherwise() {
+        let second = Duration::from_secs(1);
+        let plain = session_options("", second);
+        assert!(plain.starts_with("-c statement_timeout=1000 "), "{plain}");
+        assert!(plain.ends_with(" -c synchronous_commit=on"), "{plain}");
+        let theirs = session_options("-c synchronous_commit=remote_apply", second);
+        assert!(
+            theirs.starts_with("-c synchronous_commit=remote_apply -c statement_timeout="),
+            "{theirs}"
+        );
+        assert_eq!(theirs.matches("synchronous_commit").count(), 1, "{theirs}");
+        let other = session_options("-c work_mem=64MB", second);
+        assert!(other.ends_with(" -c synchronous_commit=on"), "{other}");
     }
 }
