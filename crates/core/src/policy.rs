@@ -178,6 +178,9 @@ pub struct GlobalPolicy {
     pub max_request_bytes: usize,
     /// What to do when the store fails.
     pub on_store_error: OnStoreError,
+    /// How long a client may take to send a keyed request's body (and,
+    /// behind the gateway, its request head); longer is `408`.
+    pub client_timeout: Duration,
 }
 
 impl Default for GlobalPolicy {
@@ -186,6 +189,7 @@ impl Default for GlobalPolicy {
             max_key_length: 255,
             max_request_bytes: 1 << 20,
             on_store_error: OnStoreError::FailClosed,
+            client_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -3,11 +3,12 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use idem_middleware::{BoxError, Idempotency, Problem, UpstreamNotReached};
 use tokio::net::TcpListener;
@@ -18,12 +19,22 @@ use crate::proxy::{Proxy, ProxyTimeout};
 /// Accepts connections until `shutdown` resolves, then closes the listener
 /// (new connections are refused from that moment) and returns the handle
 /// on the connections still open, for the caller to drain.
+///
+/// A client gets `client_timeout` to send each request head (hyper closes
+/// the connection otherwise; that includes an idle keep-alive connection
+/// waiting for its next request), so that slow or idle clients cannot hold
+/// connections for as long as they like. (Keyed bodies are bounded by the
+/// middleware, with the same setting.)
 pub(crate) async fn serve(
     listener: TcpListener,
     service: Idempotency<Proxy>,
+    client_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(client_timeout);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -50,7 +61,7 @@ pub(crate) async fn serve(
                 })
             }
         });
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+        let connection = http.serve_connection(TokioIo::new(stream), handler);
         // Watched: on shutdown, the connection finishes the request it is
         // serving (if any) and closes instead of waiting for another.
         let connection = graceful.watch(connection);

@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IDEM_MAX_REQUEST_BYTES", value_name = "SIZE")]
     pub max_request_bytes: Option<String>,
 
+    /// How long a client may take to send a request head, and a keyed
+    /// request's body (408 after) [default: 30s].
+    #[arg(long, env = "IDEM_CLIENT_TIMEOUT", value_name = "DURATION")]
+    pub client_timeout: Option<String>,
+
     /// Response headers never stored or replayed besides hop-by-hop ones,
     /// comma-separated; empty for none [default: set-cookie].
     #[arg(long, env = "IDEM_NEVER_STORED_HEADERS", value_name = "NAMES")]

@@ -120,6 +120,7 @@ async fn serve(
         batching,
         draining: draining.clone(),
     });
+    let client_timeout = config.global.client_timeout;
     let layer = IdempotencyLayer::new(config);
     let executions = layer.executions();
     let service = layer.layer(proxy);
@@ -138,7 +139,7 @@ async fn serve(
     });
 
     started();
-    let graceful = accept::serve(listener, service, shutdown).await;
+    let graceful = accept::serve(listener, service, client_timeout, shutdown).await;
     draining.store(true, Ordering::Relaxed);
     drain(graceful, &executions, settings.shutdown_grace).await;
 

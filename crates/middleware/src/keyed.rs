@@ -79,7 +79,8 @@ where
     let policy = route.policy.clone();
     let mut trace = Trace::start(&prepared, index);
     let (mut parts, body) = request.into_parts();
-    let body = match read_body(body, &parts, config.global.max_request_bytes).await {
+    let limit = config.global.max_request_bytes;
+    let body = match read_body(body, &parts, limit, config.global.client_timeout).await {
         Ok(body) => body,
         Err(problem) => return reject(trace, problem),
     };
@@ -235,14 +236,23 @@ pub(crate) fn rejection_outcome(problem: &Problem) -> Outcome {
         Problem::KeyMissing { .. } => Outcome::KeyMissing,
         Problem::KeyInvalid { .. } => Outcome::KeyInvalid,
         Problem::BodyTooLarge { .. } => Outcome::TooLarge,
-        Problem::BodyUnreadable | Problem::BodyNotJson { .. } => Outcome::BodyInvalid,
+        Problem::BodyUnreadable | Problem::BodyTimedOut | Problem::BodyNotJson { .. } => {
+            Outcome::BodyInvalid
+        }
         _ => Outcome::Internal,
     }
 }
 
 /// Reads the whole request body, refusing more than `limit` bytes. A
 /// declared length over the limit is refused before reading anything.
-async fn read_body<B>(body: B, parts: &Parts, limit: usize) -> Result<Bytes, Problem>
+/// A body still arriving after `timeout` is refused (`408`): a slow client
+/// must not hold a buffer and a connection for as long as it likes.
+async fn read_body<B>(
+    body: B,
+    parts: &Parts,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Problem>
 where
     B: Body,
     B::Error: Into<BoxError>,
@@ -255,12 +265,14 @@ where
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Problem::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect());
+    match read.await {
+        Err(_elapsed) => Err(Problem::BodyTimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => {
             Err(Problem::BodyTooLarge { limit })
         }
-        Err(_) => Err(Problem::BodyUnreadable),
+        Ok(Err(_)) => Err(Problem::BodyUnreadable),
     }
 }
 

@@ -37,6 +37,8 @@ pub enum Problem {
     },
     /// The request body could not be read to the end.
     BodyUnreadable,
+    /// The client did not send the whole body within `client_timeout`.
+    BodyTimedOut,
     /// The route takes its key from a JSON body and the body is not JSON.
     BodyNotJson {
         /// Why, from the JSON parser.
@@ -95,6 +97,11 @@ impl Problem {
                 "urn:idem:problem:body-unreadable",
                 StatusCode::BAD_REQUEST,
                 "Request body could not be read",
+            ),
+            Problem::BodyTimedOut => (
+                "urn:idem:problem:body-timeout",
+                StatusCode::REQUEST_TIMEOUT,
+                "Request body too slow",
             ),
             Problem::BodyNotJson { .. } => (
                 "urn:idem:problem:body-not-json",
@@ -162,6 +169,9 @@ impl Problem {
             ),
             Problem::BodyUnreadable => {
                 "The request body ended early or could not be read. Retry the request with the same key.".to_owned()
+            }
+            Problem::BodyTimedOut => {
+                "The request body did not arrive in time; nothing was executed. Retry the request with the same key.".to_owned()
             }
             Problem::BodyNotJson { reason } => format!(
                 "This endpoint takes its idempotency key from the JSON body, and the body is not valid JSON ({reason}). Fix the body and retry."

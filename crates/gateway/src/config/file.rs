@@ -68,6 +68,7 @@ pub(crate) struct FileConfig {
     pub(crate) max_key_length: Option<Spanned<Whole>>,
     pub(crate) max_request_bytes: Option<Spanned<Scalar>>,
     pub(crate) never_stored_headers: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(crate) client_timeout: Option<Spanned<Scalar>>,
     // The per-route settings, as defaults for every route. They are
     // repeated in `RouteFile` because serde's `flatten` cannot be combined
     // with `deny_unknown_fields`.

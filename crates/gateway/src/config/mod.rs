@@ -57,6 +57,7 @@ pub(crate) const SETTINGS: &[&str] = &[
     "max_key_length",
     "max_request_bytes",
     "never_stored_headers",
+    "client_timeout",
     "mode",
     "key",
     "principal",

@@ -245,5 +245,13 @@ fn global(ctx: &Ctx<'_>, args: &ServeArgs, file: &FileConfig) -> Result<GlobalPo
     )? {
         global.on_store_error = p.value;
     }
+    if let Some(t) = ctx.top(
+        "client_timeout",
+        &args.client_timeout,
+        file.client_timeout.as_ref(),
+        values::duration,
+    )? {
+        global.client_timeout = t.value;
+    }
     Ok(global)
 }

@@ -400,7 +400,7 @@ fn file_errors_name_file_line_and_setting() {
         ),
         (
             "lease = \"90s\"\nleas = \"90s\"",
-            "idem.toml:2: leas: unknown field `leas`, expected one of `listen`, `upstream`, `store`, `admin_listen`, `admin_token`, `shutdown_grace`, `log_format`, `worker_threads`, `on_store_error`, `max_key_length`, `max_request_bytes`, `never_stored_headers`, `mode`, `key`, `principal`, `fingerprint_headers`, `ttl`, `upstream_timeout`, `lease`, `on_concurrent`, `wait_timeout`, `release_statuses`, `max_response_bytes`, `route`",
+            "idem.toml:2: leas: unknown field `leas`, expected one of `listen`, `upstream`, `store`, `admin_listen`, `admin_token`, `shutdown_grace`, `log_format`, `worker_threads`, `on_store_error`, `max_key_length`, `max_request_bytes`, `never_stored_headers`, `client_timeout`, `mode`, `key`, `principal`, `fingerprint_headers`, `ttl`, `upstream_timeout`, `lease`, `on_concurrent`, `wait_timeout`, `release_statuses`, `max_response_bytes`, `route`",
         ),
         (
             "worker_threads = \"4\"",
@@ -843,5 +843,29 @@ fn never_stored_headers_default_to_set_cookie_and_take_a_list() {
             "--never-stored-headers / IDEM_NEVER_STORED_HEADERS: \"(b)\" is not a valid header name"
                 .to_owned()
         )
+    );
+}
+
+#[test]
+fn client_timeout_defaults_to_30s_and_names_its_line() {
+    let resolve = |args: &ServeArgs, toml: &str| {
+        let mut args = args.clone();
+        args.upstream = Some(UPSTREAM.to_owned());
+        resolve_str(&args, "idem.toml", toml)
+            .map(|s| s.global.client_timeout)
+            .map_err(|e| e.to_string())
+    };
+    let none = ServeArgs::default();
+    let secs = std::time::Duration::from_secs;
+    assert_eq!(resolve(&none, ""), Ok(secs(30)));
+    assert_eq!(resolve(&none, "client_timeout = \"5s\""), Ok(secs(5)));
+    let flag = ServeArgs {
+        client_timeout: Some("2s".to_owned()),
+        ..ServeArgs::default()
+    };
+    assert_eq!(resolve(&flag, "client_timeout = \"5s\""), Ok(secs(2)));
+    assert_eq!(
+        resolve(&none, "\nclient_timeout = \"0s\""),
+        Err("idem.toml:2: client_timeout: must be at least 1ms, got \"0s\"".to_owned())
     );
 }

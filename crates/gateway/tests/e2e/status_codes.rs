@@ -298,3 +298,46 @@ async fn pass_through_on_store_error_is_an_explicit_opt_out() {
         "unprotected: each request executes"
     );
 }
+
+/// Sends `bytes` on a fresh connection to the gateway, then reads what it
+/// answers until it closes the connection (or 5 s pass): a client too slow
+/// to finish its request.
+async fn slow_client(gateway: &Gateway, bytes: &[u8]) -> (String, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer));
+    let _ = read.await.expect("the gateway gives up on a slow client");
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_client_timeout() {
+    let s = Setup::new(None, &["--client-timeout", "500ms"]).await;
+    // Half a request head: the connection is closed.
+    let (answer, took) = slow_client(&s.gateway, b"POST /v1/charges HTTP/1.1\r\nhost: x\r\n").await;
+    assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    // A keyed request whose body stops arriving: 408, nothing executed.
+    let head = "POST /v1/charges HTTP/1.1\r\nhost: x\r\nidempotency-key: slow-1\r\n\
+                content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"amount\":";
+    let (answer, took) = slow_client(&s.gateway, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("urn:idem:problem:body-timeout"), "{answer}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(s.upstream.executions(), 0);
+    // The key was never claimed: sent whole, the request executes.
+    let reply = s
+        .gateway
+        .post("/v1/charges")
+        .key("slow-1")
+        .json("{}")
+        .send()
+        .await;
+    assert_eq!(reply.status, 201);
+}
