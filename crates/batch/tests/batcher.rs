@@ -334,17 +334,7 @@ async fn operations_of_tasks_woken_together_share_one_batch() {
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_that_waited_long_does_not_fail_the_fresh_ones_in_its_batch() {
-    // Each batch takes 300 ms; the budget is 1 s.
-    let store = Doubler {
-        first: AtomicUsize::new(1),
-        takes: Duration::from_millis(300),
-        ..Doubler::default()
-    };
-    let limits = Limits {
-        ready_turns: 0,
-        ..Limits::new(1, 64, Duration::from_secs(1))
-    };
-    let batcher = Arc::new(Batcher::new(store, limits));
+    let batcher = slow_batcher();
     let start = Instant::now();
     // Job 1 holds the lane for 300 ms; behind it wait job 2, with 450 ms
     // left when the lane takes the next batch at 300 ms... and 150 ms
@@ -365,16 +355,7 @@ async fn an_operation_that_waited_long_does_not_fail_the_fresh_ones_in_its_batch
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_nearly_out_of_time_is_not_sent() {
-    let store = Doubler {
-        first: AtomicUsize::new(1),
-        takes: Duration::from_millis(300),
-        ..Doubler::default()
-    };
-    let limits = Limits {
-        ready_turns: 0,
-        ..Limits::new(1, 64, Duration::from_secs(1))
-    };
-    let batcher = Arc::new(Batcher::new(store, limits));
+    let batcher = slow_batcher();
     let start = Instant::now();
     let busy = spawn_job(&batcher, 1, start + Duration::from_secs(1)).await;
     // 50 ms left when the lane looks at 300 ms: under a tenth of the
@@ -384,4 +365,18 @@ async fn an_operation_nearly_out_of_time_is_not_sent() {
     assert!(matches!(late.await.unwrap(), Err(Fake::TimedOut(_))));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(*batcher.kind().batches.lock().unwrap(), [vec![1]]);
+}
+
+/// One lane, a budget of 1 s, and batches that take 300 ms each (no gate).
+fn slow_batcher() -> Arc<Batcher<Doubler>> {
+    let store = Doubler {
+        first: AtomicUsize::new(1),
+        takes: Duration::from_millis(300),
+        ..Doubler::default()
+    };
+    let limits = Limits {
+        ready_turns: 0,
+        ..Limits::new(1, 64, Duration::from_secs(1))
+    };
+    Arc::new(Batcher::new(store, limits))
 }

@@ -435,20 +435,10 @@ async fn a_waiting_duplicate_is_never_passed_through_when_the_store_fails() {
         lease: Duration::from_secs(30),
         ..RoutePolicy::default()
     };
-    let global = GlobalPolicy {
-        on_store_error: OnStoreError::PassThrough,
-        ..GlobalPolicy::default()
-    };
     // The first request's claim and the duplicate's first claim (Busy)
     // succeed; the duplicate's next poll finds the store down.
-    let (h, service) = harness_on(Flaky::new(2, 0), policy, global, Behaviour::Hang);
-    let first = tokio::spawn({
-        let service = service.clone();
-        async move { send(&service, post("k")).await }
-    });
-    while h.calls.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    let (h, service) = harness_on(Flaky::new(2, 0), policy, pass_through(), Behaviour::Hang);
+    let first = forwarded(&h, &service, "k", 1).await;
     // Forwarded, it would hang with the service: bounded, so that the
     // test fails rather than waits.
     let duplicate = tokio::time::timeout(Duration::from_secs(10), send(&service, post("k")));
@@ -457,13 +447,7 @@ async fn a_waiting_duplicate_is_never_passed_through_when_the_store_fails() {
     assert_eq!(h.calls.load(Ordering::SeqCst), 1, "never forwarded twice");
     // A request the store never decided still passes through, as opted in
     // (to the same hanging service: forwarded is all this checks).
-    let other = tokio::spawn({
-        let service = service.clone();
-        async move { send(&service, post("other")).await }
-    });
-    while h.calls.load(Ordering::SeqCst) < 2 {
-        tokio::task::yield_now().await;
-    }
+    let other = forwarded(&h, &service, "other", 2).await;
     first.abort();
     other.abort();
 }
@@ -475,11 +459,7 @@ async fn a_request_passed_through_a_failed_store_is_bounded_by_the_route_timeout
         lease: Duration::from_secs(10),
         ..RoutePolicy::default()
     };
-    let global = GlobalPolicy {
-        on_store_error: OnStoreError::PassThrough,
-        ..GlobalPolicy::default()
-    };
-    let (h, service) = harness_on(Flaky::new(0, 0), policy, global, Behaviour::Hang);
+    let (h, service) = harness_on(Flaky::new(0, 0), policy, pass_through(), Behaviour::Hang);
     let started = tokio::time::Instant::now();
     let answered = tokio::time::timeout(Duration::from_secs(60), send(&service, post("k")));
     let (status, headers, body) = answered.await.expect("bounded by the route's timeout");
@@ -511,4 +491,30 @@ async fn the_upstream_deadline_runs_from_the_claim_as_the_lease_does() {
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(started.elapsed(), Duration::from_secs(6));
     assert_eq!(h.calls.load(Ordering::SeqCst), 1);
+}
+
+/// The global policy with `on_store_error = "pass-through"`.
+fn pass_through() -> GlobalPolicy {
+    GlobalPolicy {
+        on_store_error: OnStoreError::PassThrough,
+        ..GlobalPolicy::default()
+    }
+}
+
+/// Sends a request with `key` in a task of its own and returns once the
+/// service has seen `calls` calls in all.
+async fn forwarded(
+    h: &Harness,
+    service: &(impl TestService + Sync),
+    key: &'static str,
+    calls: usize,
+) -> tokio::task::JoinHandle<(StatusCode, http::HeaderMap, Bytes)> {
+    let task = tokio::spawn({
+        let service = service.clone();
+        async move { send(&service, post(key)).await }
+    });
+    while h.calls.load(Ordering::SeqCst) < calls {
+        tokio::task::yield_now().await;
+    }
+    task
 }

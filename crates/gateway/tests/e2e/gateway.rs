@@ -228,11 +228,7 @@ impl Call {
     /// Sends, and returns the status and the body, or the error that
     /// ended the body (for tests of bodies that are cut off).
     pub(crate) async fn send_streamed(self) -> (StatusCode, Result<Bytes, String>) {
-        let request = self.builder.body(Full::new(self.body)).unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
-            .await
-            .expect("gateway answers within 30s")
-            .expect("gateway answers");
+        let response = self.response().await;
         let status = response.status();
         let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
             .await
@@ -243,12 +239,17 @@ impl Call {
         )
     }
 
-    pub(crate) async fn send(self) -> Reply {
+    /// Sends, and returns the response head with its body still to read.
+    async fn response(self) -> http::Response<hyper::body::Incoming> {
         let request = self.builder.body(Full::new(self.body)).unwrap();
-        let response = tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
+        tokio::time::timeout(Duration::from_secs(30), self.client.request(request))
             .await
             .expect("gateway answers within 30s")
-            .expect("gateway answers");
+            .expect("gateway answers")
+    }
+
+    pub(crate) async fn send(self) -> Reply {
+        let response = self.response().await;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.unwrap().to_bytes();
