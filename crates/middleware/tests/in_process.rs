@@ -203,21 +203,9 @@ async fn an_expired_lease_is_taken_over_with_a_larger_fence() {
 
 #[tokio::test(start_paused = true)]
 async fn waiting_duplicates_end_in_409_after_the_bound() {
-    let policy = RoutePolicy {
-        on_concurrent: OnConcurrent::Wait,
-        wait_timeout: Duration::from_secs(3),
-        upstream_timeout: Duration::from_secs(20),
-        lease: Duration::from_secs(30),
-        ..RoutePolicy::default()
-    };
+    let policy = waiting_policy();
     let (h, service) = harness(policy, Behaviour::Hang);
-    let first = tokio::spawn({
-        let service = service.clone();
-        async move { send(&service, post("k")).await }
-    });
-    while h.calls.load(Ordering::SeqCst) == 0 {
-        tokio::task::yield_now().await;
-    }
+    let first = forwarded(&h, &service, "k", 1).await;
     let started = tokio::time::Instant::now();
     let (status, _, _) = send(&service, post("k")).await;
     assert_eq!(status, StatusCode::CONFLICT);
@@ -428,13 +416,7 @@ async fn a_waiting_duplicate_is_never_passed_through_when_the_store_fails() {
     // `pass-through` forwards a request the store cannot decide. A
     // duplicate that the store already said is running must not be: that
     // would be a second execution while the first is under way.
-    let policy = RoutePolicy {
-        on_concurrent: OnConcurrent::Wait,
-        wait_timeout: Duration::from_secs(3),
-        upstream_timeout: Duration::from_secs(20),
-        lease: Duration::from_secs(30),
-        ..RoutePolicy::default()
-    };
+    let policy = waiting_policy();
     // The first request's claim and the duplicate's first claim (Busy)
     // succeed; the duplicate's next poll finds the store down.
     let (h, service) = harness_on(Flaky::new(2, 0), policy, pass_through(), Behaviour::Hang);
@@ -517,4 +499,16 @@ async fn forwarded(
         tokio::task::yield_now().await;
     }
     task
+}
+
+/// Duplicates wait up to 3 s for the first request (which may take 20 s,
+/// under a 30 s lease).
+fn waiting_policy() -> RoutePolicy {
+    RoutePolicy {
+        on_concurrent: OnConcurrent::Wait,
+        wait_timeout: Duration::from_secs(3),
+        upstream_timeout: Duration::from_secs(20),
+        lease: Duration::from_secs(30),
+        ..RoutePolicy::default()
+    }
 }

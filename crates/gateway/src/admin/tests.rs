@@ -516,6 +516,13 @@ impl Admin {
             .store(after_t0.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// Marks `id` completed with the test's response, for `fence`.
+    async fn mark(&self, id: RecordId, fence: Fence) -> Reply {
+        let path = format!("/admin/v1/records/{id}/complete");
+        self.op(Method::POST, &path, &resolution(fence, json!({})))
+            .await
+    }
+
     /// A claim of `id` with the test's fingerprint, as a retry makes it.
     async fn retry(&self, id: RecordId) -> ClaimOutcome {
         let request = ClaimRequest {
@@ -626,10 +633,7 @@ async fn mark_completed_refuses_a_record_claimed_again_or_gone() {
         panic!("not a takeover");
     };
     a.set_clock(LEASE * 3);
-    let path = format!("/admin/v1/records/{flying}/complete");
-    let stale = a
-        .op(Method::POST, &path, &resolution(first, json!({})))
-        .await;
+    let stale = a.mark(flying, first).await;
     assert_eq!(stale.status, 409, "{}", stale.body);
     assert!(
         stale.body["detail"]
@@ -640,17 +644,11 @@ async fn mark_completed_refuses_a_record_claimed_again_or_gone() {
 
     // Expired (lease end plus the one-hour TTL): not found.
     a.set_clock(LEASE * 3 + Duration::from_secs(3600));
-    let expired = a
-        .op(Method::POST, &path, &resolution(second, json!({})))
-        .await;
+    let expired = a.mark(flying, second).await;
     assert_eq!(expired.status, 404, "{}", expired.body);
     assert!(expired.body["detail"].as_str().unwrap().contains("expired"));
     // Unknown: not found.
-    let unknown = format!("/admin/v1/records/{}/complete", id(9));
-    let missing = a
-        .op(Method::POST, &unknown, &resolution(first, json!({})))
-        .await;
-    assert_eq!(missing.status, 404);
+    assert_eq!(a.mark(id(9), first).await.status, 404);
 }
 
 #[tokio::test]
