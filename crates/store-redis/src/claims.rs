@@ -3,8 +3,9 @@
 //!
 //! The script decides each claim of a batch exactly as it would decide it
 //! alone, in the order sent, and Redis runs a script as one atomic step:
-//! a batch only shares the round trip and the script's fixed cost. Waiting
-//! for replicas (when asked) stays with each caller, after its answer.
+//! a batch only shares the round trip and the script's fixed cost. With
+//! `wait_replicas` set, the batch's `WAIT` goes in the same pipeline, and
+//! a claim the replicas did not acknowledge is given back and fails.
 
 use std::sync::Arc;
 
@@ -18,8 +19,10 @@ use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys};
+use crate::options::WaitReplicas;
+use crate::release;
 use crate::reply::Reply;
-use crate::script_batch::{self, ScriptOperation};
+use crate::script_batch::{self, Ran, ScriptOperation};
 use crate::scripts::{CLAIM, LuaScript, ScriptArgs};
 use crate::store::{INDEX_GRACE_MS, native_ttl, other_reply};
 
@@ -27,6 +30,36 @@ use crate::store::{INDEX_GRACE_MS, native_ttl, other_reply};
 pub(crate) struct Claims {
     pub(crate) conn: Arc<Connection>,
     pub(crate) keys: Arc<KeySpace>,
+    pub(crate) wait: Option<WaitReplicas>,
+}
+
+impl Claims {
+    /// Runs `jobs` in one script run. A claim too few replicas
+    /// acknowledged may not survive a failover, so the request must not be
+    /// forwarded on it: it fails, and is given back so that a retry is not
+    /// refused until the lease ends (if that fails too, the lease runs
+    /// out). Claims that wrote nothing (a replay, a conflict) stand.
+    async fn run_replicated(
+        &self,
+        jobs: &[ClaimRequest],
+        deadline: Instant,
+    ) -> idem_batch::Answers<ClaimOutcome, Failure> {
+        let Ran {
+            mut answers,
+            shortfall,
+        } = script_batch::run::<Self>(&self.conn, &self.keys, jobs, self.wait, deadline).await?;
+        let Some(shortfall) = shortfall else {
+            return Ok(answers);
+        };
+        for (answer, job) in answers.iter_mut().zip(jobs) {
+            if let Ok(ClaimOutcome::Claimed { fence, .. }) = answer {
+                let keys = self.keys.record(&job.id);
+                let _ = release::release(&self.conn, &keys, *fence, None).await;
+                *answer = Err(shortfall.failure());
+            }
+        }
+        Ok(answers)
+    }
 }
 
 impl Kind for Claims {
@@ -46,9 +79,7 @@ impl Kind for Claims {
         jobs: &'a [ClaimRequest],
         deadline: Instant,
     ) -> BoxFuture<'a, idem_batch::Answers<ClaimOutcome, Failure>> {
-        Box::pin(script_batch::run::<Self>(
-            &self.conn, &self.keys, jobs, deadline,
-        ))
+        Box::pin(self.run_replicated(jobs, deadline))
     }
 }
 

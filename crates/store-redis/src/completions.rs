@@ -2,8 +2,9 @@
 //! back into one answer each: written, or fenced out.
 //!
 //! As for claims (`claims.rs`): each completion of a batch is decided as
-//! it would be alone, in one atomic script run, and waiting for replicas
-//! stays with each caller.
+//! it would be alone, in one atomic script run. With `wait_replicas` set,
+//! a completion the replicas did not acknowledge fails (and is written
+//! again by the caller, with the same fence).
 
 use std::sync::Arc;
 
@@ -17,8 +18,9 @@ use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys, fence_counter};
+use crate::options::WaitReplicas;
 use crate::reply::Reply;
-use crate::script_batch::{self, ScriptOperation};
+use crate::script_batch::{self, Ran, ScriptOperation};
 use crate::scripts::{COMPLETE, LuaScript, ScriptArgs};
 use crate::store::{NO_FENCE, native_ttl, other_reply};
 
@@ -29,6 +31,31 @@ pub(crate) type Written = Result<(), FenceRejection>;
 pub(crate) struct Completions {
     pub(crate) conn: Arc<Connection>,
     pub(crate) keys: Arc<KeySpace>,
+    pub(crate) wait: Option<WaitReplicas>,
+}
+
+impl Completions {
+    /// Runs `jobs` in one script run. A completion written but not
+    /// acknowledged by enough replicas fails; one fenced out wrote nothing
+    /// and stands.
+    async fn run_replicated(
+        &self,
+        jobs: &[Completion],
+        deadline: Instant,
+    ) -> idem_batch::Answers<Written, Failure> {
+        let Ran {
+            mut answers,
+            shortfall,
+        } = script_batch::run::<Self>(&self.conn, &self.keys, jobs, self.wait, deadline).await?;
+        if let Some(shortfall) = shortfall {
+            for answer in &mut answers {
+                if matches!(answer, Ok(Ok(()))) {
+                    *answer = Err(shortfall.failure());
+                }
+            }
+        }
+        Ok(answers)
+    }
 }
 
 impl Kind for Completions {
@@ -48,9 +75,7 @@ impl Kind for Completions {
         jobs: &'a [Completion],
         deadline: Instant,
     ) -> BoxFuture<'a, idem_batch::Answers<Written, Failure>> {
-        Box::pin(script_batch::run::<Self>(
-            &self.conn, &self.keys, jobs, deadline,
-        ))
+        Box::pin(self.run_replicated(jobs, deadline))
     }
 }
 

@@ -18,8 +18,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-use redis::{Cmd, Value};
+use redis::{Cmd, Pipeline, Value};
 use tokio::time::Instant;
 
 use crate::error::{ConnectError, Failure};
@@ -134,46 +133,42 @@ impl Connection {
                 Handle::Cluster(mut c) => c.req_packed_command(cmd).await,
             }
         };
+        // Server errors arrive as values; `extract_error` makes them errors
+        // (which is how `NOSCRIPT` is recognised).
+        let exchange = async move { exchange.await.and_then(Value::extract_error) };
         self.bounded(exchange, generation, deadline).await
     }
 
-    /// Sends a keyless `cmd` to the node that holds `key` (in a cluster,
-    /// its primary; alone, the one server), on the connection that carried
-    /// the operation's write. For `WAIT`, which counts the replicas that
-    /// acknowledged the writes of the connection it is sent on.
-    pub(crate) async fn query_node_of(
+    /// Sends `pipe` (`count` commands) as one pipeline: on one connection,
+    /// in order, and in a cluster to the node of its keyed commands (a
+    /// keyless one such as `WAIT` goes with them). Waits for every answer
+    /// until `deadline`; each is the command's value or its server error.
+    pub(crate) async fn pipeline(
         &self,
-        cmd: Cmd,
-        key: &str,
+        pipe: &Pipeline,
+        count: usize,
         deadline: Instant,
-    ) -> Result<Value, Failure> {
+    ) -> Result<Vec<redis::RedisResult<Value>>, Failure> {
         let (handle, generation) = self.handle();
         let exchange = async move {
             match handle {
-                Handle::Single(mut c) => c.req_packed_command(&cmd).await,
-                Handle::Cluster(mut c) => {
-                    let route = Route::with_key(key, SlotAddr::Master);
-                    let routing =
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
-                    c.route_command(cmd, routing).await
-                }
+                Handle::Single(mut c) => c.req_packed_commands(pipe, 0, count).await,
+                Handle::Cluster(mut c) => c.req_packed_commands(pipe, 0, count).await,
             }
         };
-        self.bounded(exchange, generation, deadline).await
+        let answers = self.bounded(exchange, generation, deadline).await?;
+        Ok(answers.into_iter().map(Value::extract_error).collect())
     }
 
-    async fn bounded(
+    /// Waits for `exchange` until `deadline`, and replaces the connection
+    /// when it timed out.
+    async fn bounded<T>(
         &self,
-        exchange: impl Future<Output = redis::RedisResult<Value>>,
+        exchange: impl Future<Output = redis::RedisResult<T>>,
         generation: u64,
         deadline: Instant,
-    ) -> Result<Value, Failure> {
-        // Server errors arrive as values; `extract_error` makes them errors
-        // (which is how `NOSCRIPT` is recognised).
-        let answer = tokio::time::timeout_at(deadline, exchange)
-            .await
-            .map(|r| r.and_then(Value::extract_error));
-        match answer {
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout_at(deadline, exchange).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
                 if e.is_timeout() {

@@ -119,7 +119,9 @@
 //! `min-replicas-max-lag` so an isolated primary stops accepting writes; and
 //! set [`RedisOptions::wait_replicas`], which makes every claim, completion
 //! and release wait for `WAIT n timeout` and fail (`503`, the claim released)
-//! if fewer replicas acknowledged it. `WAIT` narrows the window; it does not
+//! if fewer replicas acknowledged it. `WAIT` is sent in one pipeline with
+//! the operation's script, on the connection that carried its writes (the
+//! only writes `WAIT` counts). It narrows the window; it does not
 //! make Redis a consensus store. Where a second execution is unacceptable
 //! even across a failover, use the PostgreSQL store with synchronous
 //! replication, or the embedded store on one machine.
@@ -158,6 +160,7 @@ mod keys;
 mod list;
 mod options;
 mod purge;
+mod release;
 mod reply;
 mod script_batch;
 mod scripts;

@@ -1,7 +1,8 @@
 //! One script run for a batch of operations of one kind: each operation's
 //! keys and arguments in turn, and one reply per operation back, in order.
 //! The claim and completion scripts are both run this way (`claims.rs`,
-//! `completions.rs`), alone or in a batch.
+//! `completions.rs`), alone or in a batch, and with `wait_replicas` set,
+//! `WAIT` in the same pipeline (`scripts::eval_replicated`).
 
 use idem_core::RecordId;
 use redis::Value;
@@ -10,8 +11,9 @@ use tokio::time::Instant;
 use crate::conn::Connection;
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys};
+use crate::options::WaitReplicas;
 use crate::reply;
-use crate::scripts::{self, LuaScript, ScriptArgs};
+use crate::scripts::{self, LuaScript, ScriptArgs, Shortfall};
 
 /// How one kind of operation is put into its script and read back.
 pub(crate) trait ScriptOperation {
@@ -32,13 +34,22 @@ pub(crate) trait ScriptOperation {
     fn read(reply: Value, job: &Self::Job, keys: &RecordKeys<'_>) -> Result<Self::Output, Failure>;
 }
 
-/// Runs `jobs` in one run of their script, decided in order.
+/// A batch's answers, one per operation in order, and whether its writes
+/// fell short of the replicas asked for.
+pub(crate) struct Ran<T> {
+    pub(crate) answers: Vec<Result<T, Failure>>,
+    pub(crate) shortfall: Option<Shortfall>,
+}
+
+/// Runs `jobs` in one run of their script, decided in order, then waits
+/// for `wait`'s replicas to acknowledge it, if set.
 pub(crate) async fn run<Op: ScriptOperation>(
     conn: &Connection,
     space: &KeySpace,
     jobs: &[Op::Job],
+    wait: Option<WaitReplicas>,
     deadline: Instant,
-) -> idem_batch::Answers<Op::Output, Failure> {
+) -> Result<Ran<Op::Output>, Failure> {
     let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| space.record(&Op::id(j))).collect();
     let mut args = ScriptArgs::with_capacity(jobs.len() * 7);
     let mut script_keys = Vec::with_capacity(jobs.len() * 3);
@@ -46,11 +57,20 @@ pub(crate) async fn run<Op: ScriptOperation>(
         Op::args(&mut args, job, keys);
         Op::keys(keys, &mut script_keys);
     }
-    let value = scripts::eval(conn, Op::script(), &script_keys, &args.slices(), deadline).await?;
+    let (value, shortfall) = scripts::eval_replicated(
+        conn,
+        Op::script(),
+        &script_keys,
+        &args.slices(),
+        wait,
+        deadline,
+    )
+    .await?;
     let replies = reply::batch(value, jobs.len())?;
-    Ok(replies
+    let answers = replies
         .into_iter()
         .zip(jobs.iter().zip(&keys))
         .map(|(reply, (job, keys))| Op::read(reply, job, keys))
-        .collect())
+        .collect();
+    Ok(Ran { answers, shortfall })
 }

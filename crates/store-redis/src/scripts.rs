@@ -18,6 +18,8 @@ use tokio::time::Instant;
 
 use crate::conn::Connection;
 use crate::error::Failure;
+use crate::options::WaitReplicas;
+use crate::reply;
 
 /// One script: its body and its SHA-1, computed once.
 pub(crate) struct LuaScript {
@@ -60,12 +62,90 @@ pub(crate) async fn eval(
 ) -> Result<Value, Failure> {
     let by_hash = command("EVALSHA", script.hash.as_bytes(), keys, args);
     match conn.query(&by_hash, deadline).await {
-        Err(Failure::Redis(e)) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+        Err(Failure::Redis(e)) if is_no_script(&e) => {
             let by_body = command("EVAL", script.body.as_bytes(), keys, args);
             conn.query(&by_body, deadline).await
         }
         other => other,
     }
+}
+
+/// Too few replicas acknowledged a write in time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shortfall {
+    acked: u32,
+    wanted: u32,
+}
+
+impl Shortfall {
+    /// The failure an operation whose write fell short answers with.
+    pub(crate) fn failure(self) -> Failure {
+        Failure::NotReplicated {
+            acked: self.acked,
+            wanted: self.wanted,
+        }
+    }
+}
+
+/// Runs `script` as [`eval`] does and, with `wait` set, `WAIT` in the same
+/// pipeline: on the same connection, right after the script, so that it
+/// counts the replicas that acknowledged the script's own writes. (Sent on
+/// its own, `WAIT` could go out on a connection made since, which has
+/// written nothing, and pass at once.) Returns the script's reply and, when
+/// too few replicas acknowledged in time, by how many. `deadline` must
+/// leave room for the wait.
+pub(crate) async fn eval_replicated(
+    conn: &Connection,
+    script: &LuaScript,
+    keys: &[&str],
+    args: &[&[u8]],
+    wait: Option<WaitReplicas>,
+    deadline: Instant,
+) -> Result<(Value, Option<Shortfall>), Failure> {
+    let Some(wait) = wait else {
+        return Ok((eval(conn, script, keys, args, deadline).await?, None));
+    };
+    // `WAIT n 0` would block forever: wait at least a millisecond.
+    let millis = u64::try_from(wait.timeout.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut wait_cmd = redis::cmd("WAIT");
+    wait_cmd.arg(wait.replicas).arg(millis);
+    // After `NOSCRIPT` nothing was written, so the `WAIT` that followed
+    // waited for nothing new and answered at once.
+    for (name, text) in [
+        ("EVALSHA", script.hash.as_bytes()),
+        ("EVAL", script.body.as_bytes()),
+    ] {
+        let mut pipe = redis::pipe();
+        pipe.add_command(command(name, text, keys, args))
+            .add_command(wait_cmd.clone());
+        let mut answers = conn.pipeline(&pipe, 2, deadline).await?.into_iter();
+        let (Some(ran), Some(waited)) = (answers.next(), answers.next()) else {
+            return Err(Failure::Reply(
+                "a pipeline of two gave fewer answers".to_owned(),
+            ));
+        };
+        let value = match ran {
+            Err(e) if name == "EVALSHA" && is_no_script(&e) => continue,
+            Err(e) => return Err(Failure::Redis(e)),
+            Ok(value) => value,
+        };
+        let acked = reply::int(&waited.map_err(Failure::Redis)?)?;
+        let acked = u32::try_from(acked).unwrap_or(0);
+        let shortfall = (acked < wait.replicas).then_some(Shortfall {
+            acked,
+            wanted: wait.replicas,
+        });
+        return Ok((value, shortfall));
+    }
+    Err(Failure::Reply(
+        "Redis does not keep the script it was sent".to_owned(),
+    ))
+}
+
+fn is_no_script(e: &redis::RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::NoScript)
 }
 
 fn command(name: &str, script: &[u8], keys: &[&str], args: &[&[u8]]) -> Cmd {

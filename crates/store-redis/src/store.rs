@@ -3,24 +3,25 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
-use idem_batch::{BatchStats, Batcher, Limits};
+use idem_batch::{BatchStats, Batcher, Kind, Limits};
 use idem_core::{
     BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store, StoreError,
     Timestamp, WriteError,
 };
+use tokio::time::Instant;
 
 use crate::claims::Claims;
 use crate::codec::{self, corrupt};
-use crate::completions::{Completions, Written, fenced_write};
+use crate::completions::{Completions, Written};
 use crate::conn::Connection;
-use crate::digits;
 use crate::error::{ConnectError, Failure};
-use crate::keys::{KeySpace, RecordKeys, check_prefix, fence_counter};
+use crate::keys::{KeySpace, RecordKeys, check_prefix};
 use crate::options::RedisOptions;
+use crate::release::{self, store_error};
 use crate::reply::{self, Reply};
-use crate::script_batch;
-use crate::scripts::{self, DELETE, RELEASE};
+use crate::scripts::{self, DELETE};
 use crate::url;
 
 /// The longest native TTL set on a record: 100 years. A longer (or
@@ -76,15 +77,17 @@ impl RedisStore {
         let target = url::parse(url)?;
         let conn = Arc::new(Connection::open(target, &options)?);
         let keys = Arc::new(KeySpace::new(&options.prefix));
+        let wait = options.wait_replicas;
         let limits = Limits::new(
             options.batch_lanes,
             options.max_batch,
-            options.operation_timeout,
+            options.operation_timeout + wait.map_or(Duration::ZERO, |w| w.timeout),
         );
         let claims = Batcher::new(
             Claims {
                 conn: Arc::clone(&conn),
                 keys: Arc::clone(&keys),
+                wait,
             },
             limits,
         );
@@ -92,6 +95,7 @@ impl RedisStore {
             Completions {
                 conn: Arc::clone(&conn),
                 keys: Arc::clone(&keys),
+                wait,
             },
             limits,
         );
@@ -137,89 +141,42 @@ impl RedisStore {
         BatchStats::new(self.claims.counters(), self.completions.counters())
     }
 
-    async fn claim_now(&self, request: ClaimRequest) -> Result<ClaimOutcome, Failure> {
-        let id = request.id;
-        let deadline = self.conn.deadline();
-        let outcome = if self.batching() {
-            self.claims.submit(request, deadline).await?
-        } else {
-            let answers = script_batch::run::<Claims>(
-                &self.conn,
-                &self.keys,
-                std::slice::from_ref(&request),
-                deadline,
-            );
-            only(answers.await?)?
-        };
-        // The record's keys are built again only when there are replicas to
-        // wait for: not on the hot path of a store without them.
-        if let (ClaimOutcome::Claimed { fence, .. }, Some(_)) =
-            (&outcome, self.options.wait_replicas)
-        {
-            let fence = *fence;
-            let keys = self.keys.record(&id);
-            if let Err(e) = self.wait_for_replicas(&keys.record).await {
-                // Not replicated: the claim may not survive a failover,
-                // so the request must not be forwarded on it. Give it
-                // back, so that a retry is not refused until the lease
-                // ends; if that fails too, the lease runs out.
-                let _ = self.release_unreplicated(&keys, fence).await;
-                return Err(e);
-            }
+    /// The deadline of a claim, completion or release that starts now:
+    /// the operation timeout, plus the wait for replicas when there is one.
+    fn write_deadline(&self) -> Instant {
+        match self.options.wait_replicas {
+            Some(wait) => self.conn.deadline_with(wait.timeout),
+            None => self.conn.deadline(),
         }
-        Ok(outcome)
+    }
+
+    async fn claim_now(&self, request: ClaimRequest) -> Result<ClaimOutcome, Failure> {
+        let deadline = self.write_deadline();
+        if self.batching() {
+            self.claims.submit(request, deadline).await
+        } else {
+            let claims = self.claims.kind();
+            only(claims.run(std::slice::from_ref(&request), deadline).await?)
+        }
     }
 
     async fn complete_now(&self, completion: Completion) -> Result<(), WriteError> {
-        let id = completion.id;
-        let deadline = self.conn.deadline();
+        let deadline = self.write_deadline();
         let written: Written = if self.batching() {
             self.completions.submit(completion, deadline).await
         } else {
-            let answers = script_batch::run::<Completions>(
-                &self.conn,
-                &self.keys,
-                std::slice::from_ref(&completion),
-                deadline,
-            );
-            answers.await.and_then(only)
+            let completions = self.completions.kind();
+            completions
+                .run(std::slice::from_ref(&completion), deadline)
+                .await
+                .and_then(only)
         }
         .map_err(store_error)?;
-        written.map_err(WriteError::Fenced)?;
-        if self.options.wait_replicas.is_none() {
-            return Ok(());
-        }
-        self.wait_for_replicas(&self.keys.record(&id).record)
-            .await
-            .map_err(store_error)
+        written.map_err(WriteError::Fenced)
     }
 
     async fn release_now(&self, keys: RecordKeys<'_>, fence: Fence) -> Result<(), WriteError> {
-        self.release_unreplicated(&keys, fence).await?;
-        self.wait_for_replicas(&keys.record)
-            .await
-            .map_err(store_error)
-    }
-
-    /// The release script alone, without waiting for replicas.
-    async fn release_unreplicated(
-        &self,
-        keys: &RecordKeys<'_>,
-        fence: Fence,
-    ) -> Result<(), WriteError> {
-        let fence = fence_counter(fence, keys.bucket.bucket).map(digits::padded);
-        let args: [&[u8]; 2] = [fence.as_ref().map_or(NO_FENCE, |f| f), &keys.member];
-        let script_keys = [keys.record.as_str(), keys.bucket.index.as_str()];
-        let deadline = self.conn.deadline();
-        let value = scripts::eval(&self.conn, &RELEASE, &script_keys, &args, deadline)
-            .await
-            .map_err(store_error)?;
-        fenced_write(
-            Reply::parse(value).map_err(store_error)?,
-            keys.bucket.bucket,
-        )
-        .map_err(store_error)?
-        .map_err(WriteError::Fenced)
+        release::release(&self.conn, &keys, fence, self.options.wait_replicas).await
     }
 
     /// Reads one record by its keys, expired or not.
@@ -251,30 +208,6 @@ impl RedisStore {
         let deadline = self.conn.deadline();
         let value = scripts::eval(&self.conn, &DELETE, &script_keys, &args, deadline).await?;
         Ok(reply::int(&value)? > 0)
-    }
-
-    /// With `wait_replicas` set, waits until enough replicas acknowledged
-    /// the writes this connection sent to the node that holds `key`.
-    async fn wait_for_replicas(&self, key: &str) -> Result<(), Failure> {
-        let Some(wait) = self.options.wait_replicas else {
-            return Ok(());
-        };
-        // `WAIT n 0` would block forever: wait at least a millisecond.
-        let millis = u64::try_from(wait.timeout.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let mut cmd = redis::cmd("WAIT");
-        cmd.arg(wait.replicas).arg(millis);
-        let deadline = self.conn.deadline_with(wait.timeout);
-        let acked = reply::int(&self.conn.query_node_of(cmd, key, deadline).await?)?;
-        let acked = u32::try_from(acked).unwrap_or(0);
-        if acked < wait.replicas {
-            return Err(Failure::NotReplicated {
-                acked,
-                wanted: wait.replicas,
-            });
-        }
-        Ok(())
     }
 }
 
@@ -313,10 +246,6 @@ pub(crate) fn other_reply(reply: &Reply) -> Failure {
         return Failure::Store(StoreError::Corrupt(what));
     }
     Failure::Reply(format!("unknown script reply {}", reply.tag_text()))
-}
-
-fn store_error(failure: Failure) -> WriteError {
-    WriteError::Store(failure.into())
 }
 
 impl fmt::Debug for RedisStore {

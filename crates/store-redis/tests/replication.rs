@@ -1,15 +1,24 @@
 //! `wait_replicas`: a write that too few replicas acknowledged in time is
 //! `Unavailable`, and a claim that was not replicated is given back so that
-//! it does not block a retry. The test servers have no replicas, so waiting
-//! for one always falls short, and waiting for none always succeeds.
+//! it does not block a retry.
+//!
+//! The machine's test servers have no replicas, so waiting for one always
+//! falls short there, and waiting for none always succeeds. A primary and
+//! replica pair the test starts itself shows both answers on one server:
+//! acknowledged while the replica runs, short while it is frozen.
 
 mod common;
 
 use std::time::Duration;
 
-use idem_core::{ClaimOutcome, ClaimRequest, Fingerprint, RecordId, Store, StoreError};
+use idem_core::{
+    ClaimOutcome, ClaimRequest, Fence, FenceRejection, Fingerprint, RecordId, Store, StoreError,
+    WriteError,
+};
 use idem_store_redis::{RedisOptions, RedisStore, WaitReplicas};
 use tokio::time::Instant;
+
+use common::server::{Persistence, Server};
 
 const FP: Fingerprint = Fingerprint::from_bytes([0x42; 32]);
 
@@ -58,4 +67,127 @@ async fn unreplicated_claims_fail_and_are_given_back() {
         }
         common::cleanup(&url, &prefix).await;
     }
+}
+
+/// Options that wait up to `timeout` for `replicas` replicas.
+fn waiting(prefix: &str, replicas: u32, timeout: Duration) -> RedisOptions {
+    RedisOptions::default()
+        .with_prefix(prefix)
+        .with_wait_replicas(Some(WaitReplicas { replicas, timeout }))
+}
+
+/// Waits until the primary at `url` has a replica that acknowledges its
+/// writes (one it has just been given may still be loading the first sync).
+async fn until_replicated(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to the primary");
+    let start = Instant::now();
+    loop {
+        let () = redis::cmd("SET")
+            .arg(format!("{prefix}probe"))
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .expect("SET");
+        let acked: i64 = redis::cmd("WAIT")
+            .arg(1)
+            .arg(100)
+            .query_async(&mut conn)
+            .await
+            .expect("WAIT");
+        if acked >= 1 {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the replica never acknowledged a write"
+        );
+    }
+}
+
+fn claimed(outcome: Result<ClaimOutcome, StoreError>, what: &str) -> Fence {
+    match outcome {
+        Ok(ClaimOutcome::Claimed { fence, .. }) => fence,
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_replica_fails_writes_and_a_running_one_acknowledges_them() {
+    // Without the delay, the replica's first sync starts at once rather than
+    // after the default 5 s that waits for more replicas to join.
+    let no_delay = ["--repl-diskless-sync-delay", "0"];
+    let Some(primary) = Server::start(Persistence::None, &no_delay).await else {
+        return;
+    };
+    let replica_of = primary.port().to_string();
+    let Some(replica) = Server::start(
+        Persistence::None,
+        &["--replicaof", "127.0.0.1", &replica_of],
+    )
+    .await
+    else {
+        return;
+    };
+    let prefix = common::unique_prefix("replica");
+    until_replicated(&primary.url(), &prefix).await;
+    let timeout = Duration::from_millis(300);
+    let strict =
+        RedisStore::connect(&primary.url(), waiting(&prefix, 1, timeout)).expect("connect");
+    let lenient =
+        RedisStore::connect(&primary.url(), waiting(&prefix, 0, timeout)).expect("connect");
+
+    // The replica runs: it acknowledges the claim and the completion.
+    let fence = claimed(
+        strict.claim(common::claim_request(1)).await,
+        "replicated claim",
+    );
+    strict
+        .complete(common::completion(1, fence))
+        .await
+        .expect("a completion the replica acknowledged");
+
+    // Frozen, it acknowledges nothing: a claim waits the timeout, fails,
+    // and is given back; a completion fails.
+    replica.signal("STOP");
+    let start = Instant::now();
+    match strict.claim(common::claim_request(2)).await {
+        Err(StoreError::Unavailable(e)) => {
+            assert!(e.to_string().contains("replicas"), "says why: {e}")
+        }
+        other => panic!("a claim the frozen replica never acknowledged: {other:?}"),
+    }
+    let took = start.elapsed();
+    assert!(
+        took >= timeout && took < Duration::from_secs(3),
+        "waited the WAIT timeout, took {took:?}"
+    );
+    match lenient.claim(common::claim_request(2)).await {
+        Ok(ClaimOutcome::Claimed {
+            takeover: false, ..
+        }) => {}
+        other => panic!("the unreplicated claim should have been released: {other:?}"),
+    }
+    let fence = claimed(lenient.claim(common::claim_request(3)).await, "claim 3");
+    match strict.complete(common::completion(3, fence)).await {
+        Err(WriteError::Store(StoreError::Unavailable(e))) => {
+            assert!(e.to_string().contains("replicas"), "says why: {e}")
+        }
+        other => panic!("a completion the frozen replica never acknowledged: {other:?}"),
+    }
+
+    // Resumed, it catches up: the completion written again with its fence
+    // finds itself already done, and new writes are acknowledged.
+    replica.signal("CONT");
+    match strict.complete(common::completion(3, fence)).await {
+        Ok(()) | Err(WriteError::Fenced(FenceRejection::AlreadyCompleted)) => {}
+        other => panic!("the completion written again: {other:?}"),
+    }
+    claimed(
+        strict.claim(common::claim_request(4)).await,
+        "claim after resuming",
+    );
 }

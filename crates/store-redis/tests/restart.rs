@@ -10,97 +10,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use idem_core::{ClaimOutcome, Fence, FenceRejection, Store, StoreError, WriteError};
 use idem_store_redis::{RedisOptions, RedisStore};
 use tokio::time::Instant;
 
+use common::server::{Persistence, Server};
+
 const BOUND: Duration = Duration::from_millis(300);
-
-/// A `redis-server` child on a fixed port and directory, killed on drop.
-struct Server {
-    port: u16,
-    dir: PathBuf,
-    persistent: bool,
-    child: Option<Child>,
-}
-
-impl Server {
-    /// Starts a server, or returns `None` (after saying so) when there is
-    /// no `redis-server` to start.
-    async fn start(persistent: bool) -> Option<Self> {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            common::skipped("redis-server is not installed; Redis restart tests not run");
-            return None;
-        }
-        let port = common::proxy::refused().await.port();
-        let dir = std::env::temp_dir().join(common::unique_prefix("restart").replace(':', "_"));
-        std::fs::create_dir_all(&dir).expect("server dir");
-        let mut server = Self {
-            port,
-            dir,
-            persistent,
-            child: None,
-        };
-        server.spawn().await;
-        Some(server)
-    }
-
-    async fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", ""])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        if self.persistent {
-            // Every acknowledged write on disk before the reply.
-            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
-        } else {
-            cmd.args(["--appendonly", "no"]);
-        }
-        self.child = Some(cmd.spawn().expect("start redis-server"));
-        let start = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn claimed(store: &RedisStore, n: u8) -> Fence {
     match store.claim(common::claim_request(n)).await {
@@ -131,7 +49,7 @@ async fn until_back(store: &RedisStore, n: u8) -> (Duration, ClaimOutcome) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_keeps_acknowledged_records_and_reloads_scripts() {
-    let Some(mut server) = Server::start(true).await else {
+    let Some(mut server) = Server::start(Persistence::AppendFsyncAlways, &[]).await else {
         return;
     };
     let store = RedisStore::connect(&server.url(), options()).expect("connect");
@@ -173,7 +91,7 @@ async fn a_restart_keeps_acknowledged_records_and_reloads_scripts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fences_keep_growing_when_redis_loses_everything() {
-    let Some(mut server) = Server::start(false).await else {
+    let Some(mut server) = Server::start(Persistence::None, &[]).await else {
         return;
     };
     let store = RedisStore::connect(&server.url(), options()).expect("connect");

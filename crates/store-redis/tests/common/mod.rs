@@ -5,6 +5,7 @@
 #![allow(dead_code)] // Each test file uses its own subset.
 
 pub(crate) mod proxy;
+pub(crate) mod server;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
