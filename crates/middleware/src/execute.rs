@@ -223,8 +223,9 @@ where
                     StoredBody::Kept(bytes.clone()),
                 )
             };
-            let expires_at = complete(&mut claim, keep).await;
-            set_expires(&mut parts.headers, expires_at);
+            if let Some(expires_at) = complete(&mut claim, keep).await {
+                set_expires(&mut parts.headers, expires_at);
+            }
             let response = Response::from_parts(parts, ResponseBody::full(bytes));
             claim.finish(Counted::Executed, response)
         }
@@ -237,8 +238,9 @@ where
                     StoredBody::NotKept,
                 )
             };
-            let expires_at = complete(&mut claim, keep).await;
-            set_expires(&mut parts.headers, expires_at);
+            if let Some(expires_at) = complete(&mut claim, keep).await {
+                set_expires(&mut parts.headers, expires_at);
+            }
             let (tx, rx) = mpsc::channel(RELAY_FRAMES);
             let id = claim.id;
             // The relay outlives the response head, so it gets a task of
@@ -308,11 +310,15 @@ fn unknown_outcome<B>(claim: Claim, outcome: Outcome) -> Response<ResponseBody<B
 
 /// Stores the outcome (`keep` builds it) and says until when it is kept.
 /// The response goes to the client whatever the store says: the side
-/// effect happened, and hiding it would only provoke a retry. A refused
-/// write is logged; a failed one is written again in the background
-/// (`late_completion.rs`), from a second `keep()`, so that the hot path
-/// builds the stored response once and never copies it.
-async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Timestamp {
+/// effect happened, and hiding it would only provoke a retry. A failed
+/// write is written again in the background (`late_completion.rs`), from a
+/// second `keep()`, so that the hot path builds the stored response once
+/// and never copies it; the expiry returned is then the earliest the
+/// record can have once that lands. A refused write (fenced out: the
+/// record is no longer this request's) is logged, and no expiry is
+/// returned: the record, if any, holds another execution, and when it
+/// expires is not this response's to say.
+async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Option<Timestamp> {
     let (id, fence, ttl) = (claim.id, claim.fence, claim.policy.ttl);
     let now = claim.prepared.config.clock.now();
     let completion = |response| Completion {
@@ -334,6 +340,7 @@ async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Times
         Err(WriteError::Fenced(reason)) => {
             claim.trace.fenced_out(StoreOp::Complete);
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: completion refused");
+            return None;
         }
         Err(error) => {
             tracing::error!(record = %claim.id, %error, "store failed to complete; retrying in the background until the lease ends");
@@ -349,7 +356,7 @@ async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Times
                 ));
         }
     }
-    expires_at
+    Some(expires_at)
 }
 
 async fn release(claim: &mut Claim) {

@@ -106,7 +106,10 @@ async fn a_scripted_mix_of_traffic_is_counted_exactly() {
         .send()
         .await;
     assert_eq!(release.status, 200, "{}", release.text());
-    assert_eq!(holder.await.unwrap().status, 201);
+    let fenced_out = holder.await.unwrap();
+    assert_eq!(fenced_out.status, 201);
+    // Its record is gone, so it states no expiry.
+    assert!(fenced_out.header("idempotency-expires").is_none());
 
     // A record on a route with a short TTL, which the sweeper deletes.
     let short = g.post("/v1/short").key("mk-8").json("{}").send().await;
