@@ -20,6 +20,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody};
+use crate::claiming::Claiming;
 use crate::execute::{self, Claim};
 use crate::extract;
 use crate::headers::{IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY};
@@ -135,7 +136,9 @@ where
             lease: policy.lease,
             ttl: policy.ttl,
         };
-        let outcome = match trace.store(StoreOp::Claim, config.store.claim(claim)).await {
+        // Seen through even if this request is dropped meanwhile.
+        let claiming = Claiming::new(&config.store, claim, &prepared.tasks);
+        let outcome = match trace.store(StoreOp::Claim, claiming).await {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(record = %id, %error, "store failed to claim");

@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod body;
+mod claiming;
 mod clock;
 mod config;
 mod execute;

@@ -318,6 +318,8 @@ struct Flaky {
     attempts: AtomicUsize,
     /// How long each claim takes.
     claim_delay: Duration,
+    /// How long the answer to each claim takes once it is applied.
+    answer_delay: Duration,
 }
 
 impl Flaky {
@@ -328,6 +330,7 @@ impl Flaky {
             failures: AtomicUsize::new(completion_failures),
             attempts: AtomicUsize::new(0),
             claim_delay: Duration::ZERO,
+            answer_delay: Duration::ZERO,
         })
     }
 }
@@ -347,7 +350,9 @@ impl Store for Flaky {
         }
         Box::pin(async move {
             tokio::time::sleep(self.claim_delay).await;
-            self.inner.claim(request).await
+            let outcome = self.inner.claim(request).await;
+            tokio::time::sleep(self.answer_delay).await;
+            outcome
         })
     }
     fn complete(&self, completion: Completion) -> BoxFuture<'_, Result<(), WriteError>> {
@@ -409,6 +414,36 @@ async fn a_completion_the_store_failed_is_written_again_so_retries_replay() {
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(again, first);
     assert_eq!(h.calls.load(Ordering::SeqCst), 1, "executed once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_whose_request_went_away_is_released() {
+    // The client disconnects while its claim is on its way: the store
+    // applies it, but nothing is forwarded. A retry must execute, not get
+    // 409 until the lease ends.
+    let store = Arc::new(Flaky {
+        answer_delay: Duration::from_millis(100),
+        ..Arc::into_inner(Flaky::new(usize::MAX, 0)).unwrap()
+    });
+    let (h, service) = harness_on(
+        store,
+        RoutePolicy::default(),
+        GlobalPolicy::default(),
+        Behaviour::Answer,
+    );
+    let gone = tokio::spawn({
+        let service = service.clone();
+        async move { send(&service, post("k")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    gone.abort();
+    assert!(gone.await.unwrap_err().is_cancelled());
+    h.executions.finished().await;
+    assert_eq!(h.calls.load(Ordering::SeqCst), 0, "never forwarded");
+    let (status, headers, body) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(headers.get("idempotent-replayed").is_none());
+    assert_eq!(body, "execution 1");
 }
 
 #[tokio::test(start_paused = true)]
