@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use futures_util::future::join_all;
 use idem_batch::{Ids, Kind};
 use idem_core::{BoxFuture, ClaimOutcome, ClaimRequest, RecordId};
 use redis::Value;
@@ -51,13 +52,18 @@ impl Claims {
         let Some(shortfall) = shortfall else {
             return Ok(answers);
         };
+        // Given back all at once, each bounded by the operation timeout.
+        let mut releases = Vec::new();
         for (answer, job) in answers.iter_mut().zip(jobs) {
-            if let Ok(ClaimOutcome::Claimed { fence, .. }) = answer {
-                let keys = self.keys.record(&job.id);
-                let _ = release::release(&self.conn, &keys, *fence, None).await;
+            if let Ok(ClaimOutcome::Claimed { fence, .. }) = *answer {
+                releases.push(async move {
+                    let keys = self.keys.record(&job.id);
+                    let _ = release::release(&self.conn, &keys, fence, None).await;
+                });
                 *answer = Err(shortfall.failure());
             }
         }
+        join_all(releases).await;
         Ok(answers)
     }
 }

@@ -36,8 +36,11 @@ pub(crate) struct Completions {
 
 impl Completions {
     /// Runs `jobs` in one script run. A completion written but not
-    /// acknowledged by enough replicas fails; one fenced out wrote nothing
-    /// and stands.
+    /// acknowledged by enough replicas fails, and so does one that found
+    /// its own fence's completion already there (an earlier attempt of the
+    /// same write, whose replication is no better known): the caller
+    /// writes it again until the replicas have it. One fenced out by
+    /// another holder wrote nothing and stands.
     async fn run_replicated(
         &self,
         jobs: &[Completion],
@@ -49,7 +52,7 @@ impl Completions {
         } = script_batch::run::<Self>(&self.conn, &self.keys, jobs, self.wait, deadline).await?;
         if let Some(shortfall) = shortfall {
             for answer in &mut answers {
-                if matches!(answer, Ok(Ok(()))) {
+                if matches!(answer, Ok(Ok(()) | Err(FenceRejection::AlreadyCompleted))) {
                     *answer = Err(shortfall.failure());
                 }
             }

@@ -63,12 +63,17 @@ impl Connection {
     /// Sets up the client for `target`. Nothing is sent to Redis until the
     /// first operation, so this succeeds whether or not Redis is up.
     pub(crate) fn open(target: Target, options: &RedisOptions) -> Result<Self, ConnectError> {
+        // The client's own bound on an answer must cover a `WAIT` sent in
+        // the same pipeline as the write: cut short, the write would be
+        // applied with its answer lost (see `scripts::eval_replicated`).
+        let response_timeout =
+            options.operation_timeout + options.wait_replicas.map_or(Duration::ZERO, |w| w.timeout);
         let maker = match target {
             Target::Single(info) => {
                 let client = redis::Client::open(info).map_err(client_error)?;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(options.connect_timeout))
-                    .set_response_timeout(Some(options.operation_timeout))
+                    .set_response_timeout(Some(response_timeout))
                     // Reconnect attempts are few and quick: an operation
                     // waits for them only up to its own time bound, and the
                     // next operation starts a new attempt anyway.
@@ -80,7 +85,7 @@ impl Connection {
             Target::Cluster(nodes) => {
                 let client = ClusterClientBuilder::new(nodes)
                     .connection_timeout(options.connect_timeout)
-                    .response_timeout(options.operation_timeout)
+                    .response_timeout(response_timeout)
                     // Redirections and a failover's slot refresh are retried
                     // quickly; the default waits grow past a second, longer
                     // than any operation may take.
@@ -91,7 +96,7 @@ impl Connection {
                     .map_err(client_error)?;
                 let config = ClusterConfig::new()
                     .set_connection_timeout(options.connect_timeout)
-                    .set_response_timeout(options.operation_timeout);
+                    .set_response_timeout(response_timeout);
                 Maker::Cluster { client, config }
             }
         };
@@ -110,6 +115,11 @@ impl Connection {
     /// Whether this is a cluster connection.
     pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.maker, Maker::Cluster { .. })
+    }
+
+    /// The bound on one operation, `WAIT` aside.
+    pub(crate) fn operation_timeout(&self) -> Duration {
+        self.operation_timeout
     }
 
     /// The deadline of an operation that starts now.

@@ -105,21 +105,13 @@ pub(crate) async fn eval_replicated(
     let Some(wait) = wait else {
         return Ok((eval(conn, script, keys, args, deadline).await?, None));
     };
-    // `WAIT n 0` would block forever: wait at least a millisecond.
-    let millis = u64::try_from(wait.timeout.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    let mut wait_cmd = redis::cmd("WAIT");
-    wait_cmd.arg(wait.replicas).arg(millis);
-    // After `NOSCRIPT` nothing was written, so the `WAIT` that followed
-    // waited for nothing new and answered at once.
     for (name, text) in [
         ("EVALSHA", script.hash.as_bytes()),
         ("EVAL", script.body.as_bytes()),
     ] {
         let mut pipe = redis::pipe();
         pipe.add_command(command(name, text, keys, args))
-            .add_command(wait_cmd.clone());
+            .add_command(wait_command(conn, wait, deadline));
         let mut answers = conn.pipeline(&pipe, 2, deadline).await?.into_iter();
         let (Some(ran), Some(waited)) = (answers.next(), answers.next()) else {
             return Err(Failure::Reply(
@@ -142,6 +134,26 @@ pub(crate) async fn eval_replicated(
     Err(Failure::Reply(
         "Redis does not keep the script it was sent".to_owned(),
     ))
+}
+
+/// `WAIT` for `wait`'s replicas, for no longer than leaves the script and
+/// the round trip half an operation timeout before `deadline`. A `WAIT`
+/// that outlived the deadline would fail the operation with its write
+/// applied and its answer lost; cut short, it answers with a shortfall,
+/// which fails the operation cleanly (a claim is then released). A
+/// `NOSCRIPT` retry, whose first `WAIT` may already have waited, gets what
+/// is left.
+fn wait_command(conn: &Connection, wait: WaitReplicas, deadline: Instant) -> Cmd {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(conn.operation_timeout() / 2);
+    // `WAIT n 0` would block forever: wait at least a millisecond.
+    let millis = u64::try_from(wait.timeout.min(left).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let mut cmd = redis::cmd("WAIT");
+    cmd.arg(wait.replicas).arg(millis);
+    cmd
 }
 
 fn is_no_script(e: &redis::RedisError) -> bool {

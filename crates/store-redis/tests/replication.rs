@@ -171,6 +171,24 @@ async fn a_frozen_replica_fails_writes_and_a_running_one_acknowledges_them() {
         }) => {}
         other => panic!("the unreplicated claim should have been released: {other:?}"),
     }
+    // A `WAIT` timeout longer than the operation timeout still ends in a
+    // clean shortfall (not a timeout with the claim written and its answer
+    // lost), so the claim is given back too.
+    let patient_options = waiting(&prefix, 1, Duration::from_secs(1))
+        .with_operation_timeout(Duration::from_millis(300));
+    let patient = RedisStore::connect(&primary.url(), patient_options).expect("connect");
+    match patient.claim(common::claim_request(5)).await {
+        Err(StoreError::Unavailable(e)) => {
+            assert!(e.to_string().contains("replicas"), "says why: {e}")
+        }
+        other => panic!("a claim with a long WAIT on a frozen replica: {other:?}"),
+    }
+    match lenient.claim(common::claim_request(5)).await {
+        Ok(ClaimOutcome::Claimed {
+            takeover: false, ..
+        }) => {}
+        other => panic!("the long-waited claim should have been released: {other:?}"),
+    }
     let fence = claimed(lenient.claim(common::claim_request(3)).await, "claim 3");
     match strict.complete(common::completion(3, fence)).await {
         Err(WriteError::Store(StoreError::Unavailable(e))) => {
