@@ -94,8 +94,10 @@ impl<K: Kind> Lane<K> {
         let (jobs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|p| (p.job, p.reply)).unzip();
         match self.shared.kind.run(&jobs, deadline).await {
             Ok(answers) if answers.len() == replies.len() => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(answer);
+                for ((job, reply), answer) in jobs.into_iter().zip(replies).zip(answers) {
+                    if let Err(Ok(output)) = reply.send(answer) {
+                        self.shared.kind.orphaned(job, output);
+                    }
                 }
             }
             Ok(answers) => {

@@ -62,7 +62,8 @@
 //!
 //! A caller that drops its future leaves its operation in the queue; a lane
 //! that finds it there drops it unsent. Once sent, its effect is unknown to
-//! the caller, as for any dropped operation.
+//! the caller, as for any dropped operation. An answer that comes back
+//! after its caller stopped waiting goes to [`Kind::orphaned`].
 
 mod lane;
 mod queue;
@@ -127,6 +128,16 @@ pub trait Kind: Send + Sync + 'static {
         jobs: &'a [Self::Job],
         deadline: Instant,
     ) -> BoxFuture<'a, Answers<Self::Output, Self::Error>>;
+
+    /// Takes the answer of an operation whose caller stopped waiting before
+    /// it came: its deadline passed while its batch ran under a later
+    /// member's. The operation took effect and nobody will act on it; a
+    /// store undoes what must not stay (a granted claim, which would hold
+    /// retries off until its lease ends). Called on the lane; what takes a
+    /// round trip belongs in a task of its own. By default, nothing.
+    fn orphaned(&self, job: Self::Job, output: Self::Output) {
+        let _ = (job, output);
+    }
 }
 
 /// The failures the batcher itself reports, in the store's own error type.

@@ -50,6 +50,8 @@ struct Doubler {
     /// How long each batch takes, bounded by the deadline it runs under
     /// (as a real store's round trip is).
     takes: Duration,
+    /// The jobs and answers handed to `orphaned`.
+    orphans: Mutex<Vec<(u32, u32)>>,
 }
 
 impl Kind for Doubler {
@@ -88,6 +90,10 @@ impl Kind for Doubler {
             }
             Ok(answers)
         })
+    }
+
+    fn orphaned(&self, job: (u8, u32), output: u32) {
+        self.orphans.lock().unwrap().push((job.1, output));
     }
 }
 
@@ -351,6 +357,9 @@ async fn an_operation_that_waited_long_does_not_fail_the_fresh_ones_in_its_batch
         *batcher.kind().batches.lock().unwrap(),
         [vec![1], vec![2, 3]]
     );
+    // Job 2 ran all the same; its answer, which nobody waited for, goes
+    // to the store to undo.
+    assert_eq!(*batcher.kind().orphans.lock().unwrap(), [(2, 4)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -365,6 +374,10 @@ async fn an_operation_nearly_out_of_time_is_not_sent() {
     assert!(matches!(late.await.unwrap(), Err(Fake::TimedOut(_))));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(*batcher.kind().batches.lock().unwrap(), [vec![1]]);
+    assert!(
+        batcher.kind().orphans.lock().unwrap().is_empty(),
+        "never sent"
+    );
 }
 
 /// One lane, a budget of 1 s, and batches that take 300 ms each (no gate).

@@ -30,6 +30,7 @@ use crate::claim::{self, Answered};
 use crate::claim_repeats;
 use crate::conn::Conn;
 use crate::error::Failure;
+use crate::write;
 
 /// One answer per operation of a batch, or one failure for all of it.
 pub(crate) type Answers<O> = idem_batch::Answers<O, Failure>;
@@ -41,6 +42,9 @@ pub(crate) struct Claims {
     pub(crate) single: String,
     /// `claim_many.sql`.
     pub(crate) many: String,
+    /// `release.sql`: a granted claim whose caller stopped waiting is
+    /// given back (see `orphaned`).
+    pub(crate) release: String,
     /// The pool each batch takes a connection from.
     pub(crate) pool: Pool,
     /// The operation timeout, for a connection's round trips.
@@ -57,6 +61,29 @@ impl Kind for Claims {
 
     fn id(job: &ClaimRequest) -> RecordId {
         job.id
+    }
+
+    /// A claim granted after its caller stopped waiting: nothing will be
+    /// forwarded on it, so it is released, and a retry need not wait for
+    /// the lease to end. A failed release leaves that to the lease.
+    fn orphaned(&self, job: ClaimRequest, output: ClaimOutcome) {
+        let ClaimOutcome::Claimed { fence, .. } = output else {
+            return;
+        };
+        let (pool, sql, budget) = (self.pool.clone(), self.release.clone(), self.budget);
+        tokio::spawn(async move {
+            let deadline = Instant::now() + budget;
+            let released = async {
+                let mut conn = Conn::get(&pool, deadline, budget).await?;
+                write::release(&mut conn, &sql, job.id, fence).await
+            };
+            match released.await {
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(record = %job.id, %error, "could not release a claim granted after its caller stopped waiting; the lease will free it");
+                }
+            }
+        });
     }
 
     fn run<'a>(

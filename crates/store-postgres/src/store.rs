@@ -167,6 +167,7 @@ impl PostgresStore {
             Claims {
                 single: statements.claim.clone(),
                 many: statements.claim_many.clone(),
+                release: statements.release.clone(),
                 pool: pool.clone(),
                 budget: options.operation_timeout,
             },

@@ -788,3 +788,60 @@ async fn a_batch_of_completions_gives_each_its_own_outcome() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A claim whose caller stopped waiting while its batch ran (under a later
+/// member's deadline) is granted all the same; nothing will be forwarded
+/// on it, so the store releases it, and a retry executes instead of
+/// waiting for the lease to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_granted_after_its_caller_gave_up_is_released() {
+    let Some(url) = common::url_or_skip("orphaned claim test") else {
+        return;
+    };
+    let schema = TestSchema::new(&url, "orphan").await;
+    let mut options = one_lane(&schema, "o_");
+    options.operation_timeout = Duration::from_secs(3);
+    options.statement_timeout = Duration::from_millis(2800);
+    let store = Arc::new(schema.store_with(&url, options));
+    store.migrate().await.expect("migrate");
+    let records = schema.records("o_");
+    let (first_gate, _) = Gate::new(&url, &store, &records, 0).await;
+    let (second_gate, _) = Gate::new(&url, &store, &records, 1).await;
+
+    // The lane waits on the first gate while `early` queues (3 s to live)
+    // and, 1 s later, `late` on the second gate (3 s from then).
+    let start = Instant::now();
+    let gated = spawn_claim(&store, takeover(0));
+    tokio::time::sleep(SETTLE).await;
+    let early_request = request(id(91, 0), T0.plus(Duration::from_secs(2)), LEASE, TTL);
+    let early = spawn_claim(&store, early_request.clone());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let late = spawn_claim(&store, takeover(1));
+    tokio::time::sleep(SETTLE).await;
+    // Their batch starts now, under `late`'s deadline, and waits on the
+    // second gate until `early`'s caller has given up.
+    first_gate.open().await;
+    gated.await.expect("gate task").expect("first gate claim");
+    let early = early.await.expect("early task");
+    assert!(
+        matches!(early, Err(StoreError::Unavailable(_))),
+        "the early caller gave up: {early:?}"
+    );
+    assert!(start.elapsed() < Duration::from_millis(3800), "timing");
+    second_gate.open().await;
+    claimed(late.await.expect("late task").expect("late claim"));
+
+    // Its claim was granted after it gave up, then given back.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match store.claim(early_request.clone()).await.expect("retry") {
+            ClaimOutcome::Claimed {
+                takeover: false, ..
+            } => break,
+            ClaimOutcome::Busy { .. } if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("the retry should execute afresh: {other:?}"),
+        }
+    }
+}

@@ -80,6 +80,22 @@ impl Kind for Claims {
         job.id
     }
 
+    /// A claim granted after its caller stopped waiting: nothing will be
+    /// forwarded on it, so it is released, and a retry need not wait for
+    /// the lease to end. A failed release leaves that to the lease.
+    fn orphaned(&self, job: ClaimRequest, output: ClaimOutcome) {
+        let ClaimOutcome::Claimed { fence, .. } = output else {
+            return;
+        };
+        let (conn, keys) = (Arc::clone(&self.conn), Arc::clone(&self.keys));
+        tokio::spawn(async move {
+            let record = keys.record(&job.id);
+            if let Err(error) = release::release(&conn, &record, fence, None).await {
+                tracing::warn!(record = %job.id, %error, "could not release a claim granted after its caller stopped waiting; the lease will free it");
+            }
+        });
+    }
+
     fn run<'a>(
         &'a self,
         jobs: &'a [ClaimRequest],
