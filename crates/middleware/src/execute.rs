@@ -20,8 +20,7 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 use idem_core::{
-    Completion, Fence, FenceRejection, RecordId, RoutePolicy, StoredBody, StoredResponse,
-    Timestamp, WriteError,
+    Completion, Fence, RecordId, RoutePolicy, StoredBody, StoredResponse, Timestamp, WriteError,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
@@ -337,9 +336,7 @@ async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Optio
         .store(StoreOp::Complete, store.complete(first))
         .await;
     match completed {
-        // This fence's own completion already there: the store applied an
-        // earlier send of this write (a client library's retry).
-        Ok(()) | Err(WriteError::Fenced(FenceRejection::AlreadyCompleted)) => {}
+        Ok(()) => {}
         Err(WriteError::Fenced(reason)) => {
             claim.trace.fenced_out(StoreOp::Complete);
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: completion refused");

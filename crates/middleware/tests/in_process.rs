@@ -320,9 +320,6 @@ struct Flaky {
     claim_delay: Duration,
     /// How long the answer to each claim takes once it is applied.
     answer_delay: Duration,
-    /// Whether each completion is sent twice (as a client library's retry
-    /// would), answering with the second send's answer.
-    resend_completions: bool,
 }
 
 impl Flaky {
@@ -334,7 +331,6 @@ impl Flaky {
             attempts: AtomicUsize::new(0),
             claim_delay: Duration::ZERO,
             answer_delay: Duration::ZERO,
-            resend_completions: false,
         })
     }
 }
@@ -367,12 +363,6 @@ impl Store for Flaky {
             .is_ok();
         if failing {
             return Box::pin(async { Err(WriteError::Store(down())) });
-        }
-        if self.resend_completions {
-            return Box::pin(async move {
-                self.inner.complete(completion.clone()).await?;
-                self.inner.complete(completion).await
-            });
         }
         self.inner.complete(completion)
     }
@@ -424,31 +414,6 @@ async fn a_completion_the_store_failed_is_written_again_so_retries_replay() {
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(again, first);
     assert_eq!(h.calls.load(Ordering::SeqCst), 1, "executed once");
-}
-
-#[tokio::test]
-async fn a_completion_found_already_written_by_its_own_fence_counts_as_written() {
-    // A store client that re-sent the completion gets "already completed"
-    // from the second send: the record holds this response, so the client
-    // is told until when, as for any completion.
-    let store = Arc::new(Flaky {
-        resend_completions: true,
-        ..Arc::into_inner(Flaky::new(usize::MAX, 0)).unwrap()
-    });
-    let (h, service) = harness_on(
-        store,
-        RoutePolicy::default(),
-        GlobalPolicy::default(),
-        Behaviour::Answer,
-    );
-    let (status, headers, first) = send(&service, post("k")).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert!(headers.contains_key("idempotency-expires"), "{headers:?}");
-    let (status, headers, again) = send(&service, post("k")).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(headers["idempotent-replayed"], "true");
-    assert_eq!(again, first);
-    assert_eq!(h.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test(start_paused = true)]
