@@ -800,22 +800,25 @@ async fn a_claim_granted_after_its_caller_gave_up_is_released() {
     };
     let schema = TestSchema::new(&url, "orphan").await;
     let mut options = one_lane(&schema, "o_");
-    options.operation_timeout = Duration::from_secs(3);
-    options.statement_timeout = Duration::from_millis(2800);
+    // Wide margins for a busy machine: `early` gives up at ~6.15 s; its
+    // batch starts at ~2.45 s and would be cancelled at ~8.25 s; the test
+    // lets it finish just after `early` gave up.
+    options.operation_timeout = Duration::from_secs(6);
+    options.statement_timeout = Duration::from_millis(5800);
     let store = Arc::new(schema.store_with(&url, options));
     store.migrate().await.expect("migrate");
     let records = schema.records("o_");
     let (first_gate, _) = Gate::new(&url, &store, &records, 0).await;
     let (second_gate, _) = Gate::new(&url, &store, &records, 1).await;
 
-    // The lane waits on the first gate while `early` queues (3 s to live)
-    // and, 1 s later, `late` on the second gate (3 s from then).
+    // The lane waits on the first gate while `early` queues (6 s to live)
+    // and, 2 s later, `late` on the second gate (6 s from then).
     let start = Instant::now();
     let gated = spawn_claim(&store, takeover(0));
     tokio::time::sleep(SETTLE).await;
     let early_request = request(id(91, 0), T0.plus(Duration::from_secs(2)), LEASE, TTL);
     let early = spawn_claim(&store, early_request.clone());
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let late = spawn_claim(&store, takeover(1));
     tokio::time::sleep(SETTLE).await;
     // Their batch starts now, under `late`'s deadline, and waits on the
@@ -827,7 +830,9 @@ async fn a_claim_granted_after_its_caller_gave_up_is_released() {
         matches!(early, Err(StoreError::Unavailable(_))),
         "the early caller gave up: {early:?}"
     );
-    assert!(start.elapsed() < Duration::from_millis(3800), "timing");
+    // Well before the late claim's deadline (~8.3 s) and the statement
+    // timeout (~8.25 s): the batch is still waiting on the second gate.
+    assert!(start.elapsed() < Duration::from_millis(7500), "timing");
     second_gate.open().await;
     claimed(late.await.expect("late task").expect("late claim"));
 
