@@ -20,8 +20,8 @@ use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys};
-use crate::options::WaitReplicas;
 use crate::release;
+use crate::replication::Replication;
 use crate::reply::Reply;
 use crate::script_batch::{self, Ran, ScriptOperation};
 use crate::scripts::{CLAIM, LuaScript, ScriptArgs};
@@ -31,7 +31,7 @@ use crate::store::{INDEX_GRACE_MS, native_ttl, other_reply};
 pub(crate) struct Claims {
     pub(crate) conn: Arc<Connection>,
     pub(crate) keys: Arc<KeySpace>,
-    pub(crate) wait: Option<WaitReplicas>,
+    pub(crate) replication: Option<Arc<Replication>>,
 }
 
 impl Claims {
@@ -48,7 +48,14 @@ impl Claims {
         let Ran {
             mut answers,
             shortfall,
-        } = script_batch::run::<Self>(&self.conn, &self.keys, jobs, self.wait, deadline).await?;
+        } = script_batch::run::<Self>(
+            &self.conn,
+            &self.keys,
+            jobs,
+            self.replication.as_deref(),
+            deadline,
+        )
+        .await?;
         let Some(shortfall) = shortfall else {
             return Ok(answers);
         };

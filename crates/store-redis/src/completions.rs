@@ -18,7 +18,7 @@ use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys, fence_counter};
-use crate::options::WaitReplicas;
+use crate::replication::Replication;
 use crate::reply::Reply;
 use crate::script_batch::{self, Ran, ScriptOperation};
 use crate::scripts::{COMPLETE, LuaScript, ScriptArgs};
@@ -31,7 +31,7 @@ pub(crate) type Written = Result<(), FenceRejection>;
 pub(crate) struct Completions {
     pub(crate) conn: Arc<Connection>,
     pub(crate) keys: Arc<KeySpace>,
-    pub(crate) wait: Option<WaitReplicas>,
+    pub(crate) replication: Option<Arc<Replication>>,
 }
 
 impl Completions {
@@ -49,7 +49,14 @@ impl Completions {
         let Ran {
             mut answers,
             shortfall,
-        } = script_batch::run::<Self>(&self.conn, &self.keys, jobs, self.wait, deadline).await?;
+        } = script_batch::run::<Self>(
+            &self.conn,
+            &self.keys,
+            jobs,
+            self.replication.as_deref(),
+            deadline,
+        )
+        .await?;
         if let Some(shortfall) = shortfall {
             for answer in &mut answers {
                 if matches!(answer, Ok(Ok(()) | Err(FenceRejection::AlreadyCompleted))) {

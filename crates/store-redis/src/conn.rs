@@ -2,8 +2,10 @@
 //! replaced when it stops answering.
 //!
 //! Both backends multiplex: one connection per Redis node carries every
-//! concurrent operation, pipelined. The `redis` crate reconnects by itself
-//! when a connection breaks (an I/O error, a reset, a closed socket) and,
+//! concurrent operation, pipelined (with `wait_replicas`, writes that wait
+//! take connections of their own: `replication.rs`). The `redis` crate
+//! reconnects by itself when a connection breaks (an I/O error, a reset, a
+//! closed socket) and,
 //! in a cluster, follows `MOVED`/`ASK` and refreshes its slot map after a
 //! failover. What it does not do is give up on a connection that is open
 //! but silent (a partition without a reset, a stalled proxy, a frozen

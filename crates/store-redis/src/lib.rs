@@ -161,6 +161,7 @@ mod list;
 mod options;
 mod purge;
 mod release;
+mod replication;
 mod reply;
 mod script_batch;
 mod scripts;

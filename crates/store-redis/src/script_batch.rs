@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::conn::Connection;
 use crate::error::Failure;
 use crate::keys::{KeySpace, RecordKeys};
-use crate::options::WaitReplicas;
+use crate::replication::Replication;
 use crate::reply;
 use crate::scripts::{self, LuaScript, ScriptArgs, Shortfall};
 
@@ -42,12 +42,12 @@ pub(crate) struct Ran<T> {
 }
 
 /// Runs `jobs` in one run of their script, decided in order, then waits
-/// for `wait`'s replicas to acknowledge it, if set.
+/// for replicas to acknowledge it, if `replication` is set.
 pub(crate) async fn run<Op: ScriptOperation>(
     conn: &Connection,
     space: &KeySpace,
     jobs: &[Op::Job],
-    wait: Option<WaitReplicas>,
+    replication: Option<&Replication>,
     deadline: Instant,
 ) -> Result<Ran<Op::Output>, Failure> {
     let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| space.record(&Op::id(j))).collect();
@@ -62,7 +62,7 @@ pub(crate) async fn run<Op: ScriptOperation>(
         Op::script(),
         &script_keys,
         &args.slices(),
-        wait,
+        replication,
         deadline,
     )
     .await?;

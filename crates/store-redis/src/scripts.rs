@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::conn::Connection;
 use crate::error::Failure;
 use crate::options::WaitReplicas;
+use crate::replication::Replication;
 use crate::reply;
 
 /// One script: its body and its SHA-1, computed once.
@@ -87,9 +88,10 @@ impl Shortfall {
     }
 }
 
-/// Runs `script` as [`eval`] does and, with `wait` set, `WAIT` in the same
-/// pipeline: on the same connection, right after the script, so that it
-/// counts the replicas that acknowledged the script's own writes. (Sent on
+/// Runs `script` as [`eval`] does and, with `replication` set, `WAIT` in
+/// the same pipeline, on a connection of the replication's own (see
+/// `replication.rs`): right after the script, so that it counts the
+/// replicas that acknowledged the script's own writes. (Sent on
 /// its own, `WAIT` could go out on a connection made since, which has
 /// written nothing, and pass at once.) Returns the script's reply and, when
 /// too few replicas acknowledged in time, by how many. `deadline` must
@@ -99,12 +101,16 @@ pub(crate) async fn eval_replicated(
     script: &LuaScript,
     keys: &[&str],
     args: &[&[u8]],
-    wait: Option<WaitReplicas>,
+    replication: Option<&Replication>,
     deadline: Instant,
 ) -> Result<(Value, Option<Shortfall>), Failure> {
-    let Some(wait) = wait else {
+    let Some(replication) = replication else {
         return Ok((eval(conn, script, keys, args, deadline).await?, None));
     };
+    // A connection of its own: nothing else queues behind this `WAIT`,
+    // and nothing is sent until one is free.
+    let writer = replication.writer(deadline).await?;
+    let (conn, wait) = (&*writer, replication.wait);
     for (name, text) in [
         ("EVALSHA", script.hash.as_bytes()),
         ("EVAL", script.body.as_bytes()),

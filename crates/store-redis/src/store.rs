@@ -20,6 +20,7 @@ use crate::error::{ConnectError, Failure};
 use crate::keys::{KeySpace, RecordKeys, check_prefix};
 use crate::options::RedisOptions;
 use crate::release::{self, store_error};
+use crate::replication::Replication;
 use crate::reply::{self, Reply};
 use crate::scripts::{self, DELETE};
 use crate::url;
@@ -44,6 +45,8 @@ pub struct RedisStore {
     claims: Batcher<Claims>,
     /// Concurrent completions, likewise.
     completions: Batcher<Completions>,
+    /// With `wait_replicas`: the wait and its connections.
+    replication: Option<Arc<Replication>>,
     options: RedisOptions,
 }
 
@@ -75,6 +78,10 @@ impl RedisStore {
             ));
         }
         let target = url::parse(url)?;
+        let replication = match options.wait_replicas {
+            Some(wait) => Some(Replication::new(wait, &target, &options)?),
+            None => None,
+        };
         let conn = Arc::new(Connection::open(target, &options)?);
         let keys = Arc::new(KeySpace::new(&options.prefix));
         let wait = options.wait_replicas;
@@ -87,7 +94,7 @@ impl RedisStore {
             Claims {
                 conn: Arc::clone(&conn),
                 keys: Arc::clone(&keys),
-                wait,
+                replication: replication.clone(),
             },
             limits,
         );
@@ -95,7 +102,7 @@ impl RedisStore {
             Completions {
                 conn: Arc::clone(&conn),
                 keys: Arc::clone(&keys),
-                wait,
+                replication: replication.clone(),
             },
             limits,
         );
@@ -104,6 +111,7 @@ impl RedisStore {
             keys,
             claims,
             completions,
+            replication,
             options,
         })
     }
@@ -176,7 +184,7 @@ impl RedisStore {
     }
 
     async fn release_now(&self, keys: RecordKeys<'_>, fence: Fence) -> Result<(), WriteError> {
-        release::release(&self.conn, &keys, fence, self.options.wait_replicas).await
+        release::release(&self.conn, &keys, fence, self.replication.as_deref()).await
     }
 
     /// Reads one record by its keys, expired or not.

@@ -209,3 +209,70 @@ async fn a_frozen_replica_fails_writes_and_a_running_one_acknowledges_them() {
         "claim after resuming",
     );
 }
+
+/// Writes that wait for replicas do not queue behind one another's `WAIT`.
+/// With batching off (each claim its own `WAIT`) and the replica frozen,
+/// eight concurrent claims each fail with a shortfall after about one
+/// `WAIT` timeout, and each is given back. On one shared connection they
+/// waited in turn, and the later ones ran out of time after their claims
+/// were written, holding retries off until the lease ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_waiting_for_replicas_do_not_queue_behind_each_other() {
+    let no_delay = ["--repl-diskless-sync-delay", "0"];
+    let Some(primary) = Server::start(Persistence::None, &no_delay).await else {
+        return;
+    };
+    let replica_of = primary.port().to_string();
+    let Some(replica) = Server::start(
+        Persistence::None,
+        &["--replicaof", "127.0.0.1", &replica_of],
+    )
+    .await
+    else {
+        return;
+    };
+    let prefix = common::unique_prefix("queue");
+    until_replicated(&primary.url(), &prefix).await;
+    let wait = Duration::from_millis(400);
+    let options = waiting(&prefix, 1, wait)
+        .with_operation_timeout(Duration::from_secs(1))
+        .with_max_batch(1);
+    let strict =
+        std::sync::Arc::new(RedisStore::connect(&primary.url(), options).expect("connect"));
+    let lenient = RedisStore::connect(&primary.url(), waiting(&prefix, 0, wait)).expect("connect");
+
+    replica.signal("STOP");
+    let start = Instant::now();
+    let claims: Vec<_> = (10..18)
+        .map(|n| {
+            let strict = std::sync::Arc::clone(&strict);
+            tokio::spawn(async move { strict.claim(common::claim_request(n)).await })
+        })
+        .collect();
+    for (n, claim) in (10..18).zip(claims) {
+        match claim.await.expect("claim task") {
+            Err(StoreError::Unavailable(e)) => {
+                assert!(
+                    e.to_string().contains("replicas"),
+                    "claim {n} says why: {e}"
+                )
+            }
+            other => panic!("claim {n} on a frozen replica: {other:?}"),
+        }
+    }
+    let took = start.elapsed();
+    // In turn, eight waits would take 3.2 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "waited side by side: {took:?}"
+    );
+    for n in 10..18 {
+        match lenient.claim(common::claim_request(n)).await {
+            Ok(ClaimOutcome::Claimed {
+                takeover: false, ..
+            }) => {}
+            other => panic!("claim {n} should have been given back: {other:?}"),
+        }
+    }
+    replica.signal("CONT");
+}
