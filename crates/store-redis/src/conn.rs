@@ -5,14 +5,13 @@
 //! concurrent operation, pipelined (with `wait_replicas`, writes that wait
 //! take connections of their own: `replication.rs`). The `redis` crate
 //! reconnects by itself when a connection breaks (an I/O error, a reset, a
-//! closed socket) and,
-//! in a cluster, follows `MOVED`/`ASK` and refreshes its slot map after a
-//! failover. What it does not do is give up on a connection that is open
-//! but silent (a partition without a reset, a stalled proxy, a frozen
-//! server): its response timeout fails the request but keeps the
-//! connection. So a timed-out exchange here also replaces the connection,
-//! at most once per operation timeout, so that a silent connection cannot
-//! hold the store down after the network heals.
+//! closed socket) and, in a cluster, follows `MOVED`/`ASK` and refreshes its
+//! slot map after a failover. What it does not do is give up on a connection
+//! that is open but silent (a partition without a reset, a stalled proxy, a
+//! frozen server): its response timeout fails the request but keeps the
+//! connection. So a timed-out exchange here also replaces the connection, at
+//! most once per operation timeout, so that a silent connection cannot hold
+//! the store down after the network heals.
 
 use std::sync::Mutex;
 use std::time::Duration;
