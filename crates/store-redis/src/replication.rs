@@ -8,8 +8,11 @@
 //! every operation would queue behind every `WAIT` while replicas lag,
 //! and a write could run so late that it missed its deadline after being
 //! applied. So each write that waits takes a connection of its own from a
-//! small pool, and an operation that finds none free waits before sending
-//! anything: if it runs out of time there, nothing was written.
+//! small pool, and an operation that finds none free in time (half an
+//! operation timeout before its deadline) fails before sending anything.
+//! The pool is one per store, shared by every node of a cluster: a shard
+//! whose replicas lag holds its connections for up to the `WAIT` timeout,
+//! and writes to the other shards may wait for one.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -32,6 +35,9 @@ pub(crate) struct Replication {
     writers: Mutex<Vec<Connection>>,
     free: Semaphore,
     operation_timeout: Duration,
+    /// How to make a fresh connection, for one given back mid-exchange.
+    target: Target,
+    options: RedisOptions,
 }
 
 impl Replication {
@@ -52,12 +58,21 @@ impl Replication {
             writers: Mutex::new(writers),
             free: Semaphore::new(count),
             operation_timeout: options.operation_timeout,
+            target: target.clone(),
+            options: options.clone(),
         }))
     }
 
-    /// A connection no one else is using, by `deadline`.
+    /// A connection no one else is using, in time to send a write that is
+    /// due by `deadline`: half an operation timeout before it, the time
+    /// the script and the round trip keep (`scripts::wait_command`). Later,
+    /// the write could be applied after its deadline, its answer lost; so
+    /// the operation fails here instead, having written nothing.
     pub(crate) async fn writer(&self, deadline: Instant) -> Result<Writer<'_>, Failure> {
-        let permit = match timeout_at(deadline, self.free.acquire()).await {
+        let last_send = deadline
+            .checked_sub(self.operation_timeout / 2)
+            .unwrap_or(deadline);
+        let permit = match timeout_at(last_send, self.free.acquire()).await {
             Ok(Ok(permit)) => permit,
             // The semaphore is never closed.
             Ok(Err(_)) | Err(_) => return Err(Failure::TimedOut(self.operation_timeout)),
@@ -68,6 +83,7 @@ impl Replication {
         Ok(Writer {
             conn: Some(conn),
             owner: self,
+            answered: false,
             _permit: permit,
         })
     }
@@ -82,7 +98,18 @@ impl Replication {
 pub(crate) struct Writer<'a> {
     conn: Option<Connection>,
     owner: &'a Replication,
+    /// Whether its exchange was answered, as opposed to failing or being
+    /// dropped midway.
+    answered: bool,
     _permit: SemaphorePermit<'a>,
+}
+
+impl Writer<'_> {
+    /// Marks the exchange on this connection as over: the connection may
+    /// go back to the pool as it is.
+    pub(crate) fn answered(&mut self) {
+        self.answered = true;
+    }
 }
 
 impl std::ops::Deref for Writer<'_> {
@@ -96,9 +123,19 @@ impl std::ops::Deref for Writer<'_> {
 
 impl Drop for Writer<'_> {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            // Before the permit: the next holder finds it.
-            self.owner.idle().push(conn);
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        if !self.answered {
+            // Dropped mid-exchange (its caller was cancelled) or failed: a
+            // `WAIT` may still block the connection on the server, and the
+            // next write would queue behind it. A fresh (lazy) one goes back instead;
+            // dropping this one closes it once its exchange ends.
+            if let Ok(fresh) = Connection::open(self.owner.target.clone(), &self.owner.options) {
+                conn = fresh;
+            }
         }
+        // Before the permit: the next holder finds it.
+        self.owner.idle().push(conn);
     }
 }

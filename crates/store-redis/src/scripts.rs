@@ -109,16 +109,22 @@ pub(crate) async fn eval_replicated(
     };
     // A connection of its own: nothing else queues behind this `WAIT`,
     // and nothing is sent until one is free.
-    let writer = replication.writer(deadline).await?;
-    let (conn, wait) = (&*writer, replication.wait);
+    let mut writer = replication.writer(deadline).await?;
+    let wait = replication.wait;
     for (name, text) in [
         ("EVALSHA", script.hash.as_bytes()),
         ("EVAL", script.body.as_bytes()),
     ] {
         let mut pipe = redis::pipe();
         pipe.add_command(command(name, text, keys, args))
-            .add_command(wait_command(conn, wait, deadline));
-        let mut answers = conn.pipeline(&pipe, 2, deadline).await?.into_iter();
+            .add_command(wait_command(&writer, wait, deadline));
+        let answers = writer.pipeline(&pipe, 2, deadline).await;
+        // After a failure (a timeout above all) a `WAIT` may still block
+        // the connection: unmarked, it is replaced when given back.
+        if answers.is_ok() {
+            writer.answered();
+        }
+        let mut answers = answers?.into_iter();
         let (Some(ran), Some(waited)) = (answers.next(), answers.next()) else {
             return Err(Failure::Reply(
                 "a pipeline of two gave fewer answers".to_owned(),
