@@ -276,3 +276,59 @@ async fn writes_waiting_for_replicas_do_not_queue_behind_each_other() {
     }
     replica.signal("CONT");
 }
+
+/// More writes waiting for replicas than the pool has connections: each
+/// either waits and falls short or, finding no connection in time, fails
+/// before sending anything. Either way none is left written and unanswered,
+/// so every key is free again at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_of_waiting_writes_leaves_no_claim_behind() {
+    let no_delay = ["--repl-diskless-sync-delay", "0"];
+    let Some(primary) = Server::start(Persistence::None, &no_delay).await else {
+        return;
+    };
+    let replica_of = primary.port().to_string();
+    let Some(replica) = Server::start(
+        Persistence::None,
+        &["--replicaof", "127.0.0.1", &replica_of],
+    )
+    .await
+    else {
+        return;
+    };
+    let prefix = common::unique_prefix("full");
+    until_replicated(&primary.url(), &prefix).await;
+    let wait = Duration::from_secs(1);
+    let options = waiting(&prefix, 1, wait)
+        .with_operation_timeout(Duration::from_secs(1))
+        .with_max_batch(1);
+    let strict =
+        std::sync::Arc::new(RedisStore::connect(&primary.url(), options).expect("connect"));
+    let lenient = RedisStore::connect(&primary.url(), waiting(&prefix, 0, wait)).expect("connect");
+
+    replica.signal("STOP");
+    // Three times the pool's 16 connections.
+    let ids = 100..148;
+    let claims: Vec<_> = ids
+        .clone()
+        .map(|n| {
+            let strict = std::sync::Arc::clone(&strict);
+            tokio::spawn(async move { strict.claim(common::claim_request(n)).await })
+        })
+        .collect();
+    for (n, claim) in ids.clone().zip(claims) {
+        match claim.await.expect("claim task") {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("claim {n} on a frozen replica: {other:?}"),
+        }
+    }
+    for n in ids {
+        match lenient.claim(common::claim_request(n)).await {
+            Ok(ClaimOutcome::Claimed {
+                takeover: false, ..
+            }) => {}
+            other => panic!("claim {n} should have left nothing behind: {other:?}"),
+        }
+    }
+    replica.signal("CONT");
+}
