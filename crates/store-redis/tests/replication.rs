@@ -108,6 +108,22 @@ async fn until_replicated(url: &str, prefix: &str) {
     }
 }
 
+/// A primary and its replica, started for the test, once the replica
+/// acknowledges writes, and a key prefix; `None` (after saying so) without
+/// `redis-server`.
+async fn replicated_pair(tag: &str) -> Option<(Server, Server, String)> {
+    // Without the delay, the replica's first sync starts at once rather than
+    // after the default 5 s that waits for more replicas to join.
+    let no_delay = ["--repl-diskless-sync-delay", "0"];
+    let primary = Server::start(Persistence::None, &no_delay).await?;
+    let replica_of = primary.port().to_string();
+    let replica_args = ["--replicaof", "127.0.0.1", &replica_of];
+    let replica = Server::start(Persistence::None, &replica_args).await?;
+    let prefix = common::unique_prefix(tag);
+    until_replicated(&primary.url(), &prefix).await;
+    Some((primary, replica, prefix))
+}
+
 fn claimed(outcome: Result<ClaimOutcome, StoreError>, what: &str) -> Fence {
     match outcome {
         Ok(ClaimOutcome::Claimed { fence, .. }) => fence,
@@ -117,23 +133,9 @@ fn claimed(outcome: Result<ClaimOutcome, StoreError>, what: &str) -> Fence {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_replica_fails_writes_and_a_running_one_acknowledges_them() {
-    // Without the delay, the replica's first sync starts at once rather than
-    // after the default 5 s that waits for more replicas to join.
-    let no_delay = ["--repl-diskless-sync-delay", "0"];
-    let Some(primary) = Server::start(Persistence::None, &no_delay).await else {
+    let Some((primary, replica, prefix)) = replicated_pair("replica").await else {
         return;
     };
-    let replica_of = primary.port().to_string();
-    let Some(replica) = Server::start(
-        Persistence::None,
-        &["--replicaof", "127.0.0.1", &replica_of],
-    )
-    .await
-    else {
-        return;
-    };
-    let prefix = common::unique_prefix("replica");
-    until_replicated(&primary.url(), &prefix).await;
     let timeout = Duration::from_millis(300);
     let strict =
         RedisStore::connect(&primary.url(), waiting(&prefix, 1, timeout)).expect("connect");
@@ -218,21 +220,9 @@ async fn a_frozen_replica_fails_writes_and_a_running_one_acknowledges_them() {
 /// were written, holding retries off until the lease ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_waiting_for_replicas_do_not_queue_behind_each_other() {
-    let no_delay = ["--repl-diskless-sync-delay", "0"];
-    let Some(primary) = Server::start(Persistence::None, &no_delay).await else {
+    let Some((primary, replica, prefix)) = replicated_pair("queue").await else {
         return;
     };
-    let replica_of = primary.port().to_string();
-    let Some(replica) = Server::start(
-        Persistence::None,
-        &["--replicaof", "127.0.0.1", &replica_of],
-    )
-    .await
-    else {
-        return;
-    };
-    let prefix = common::unique_prefix("queue");
-    until_replicated(&primary.url(), &prefix).await;
     let wait = Duration::from_millis(400);
     let options = waiting(&prefix, 1, wait)
         .with_operation_timeout(Duration::from_secs(1))
@@ -283,21 +273,9 @@ async fn writes_waiting_for_replicas_do_not_queue_behind_each_other() {
 /// so every key is free again at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_of_waiting_writes_leaves_no_claim_behind() {
-    let no_delay = ["--repl-diskless-sync-delay", "0"];
-    let Some(primary) = Server::start(Persistence::None, &no_delay).await else {
+    let Some((primary, replica, prefix)) = replicated_pair("full").await else {
         return;
     };
-    let replica_of = primary.port().to_string();
-    let Some(replica) = Server::start(
-        Persistence::None,
-        &["--replicaof", "127.0.0.1", &replica_of],
-    )
-    .await
-    else {
-        return;
-    };
-    let prefix = common::unique_prefix("full");
-    until_replicated(&primary.url(), &prefix).await;
     let wait = Duration::from_secs(1);
     let options = waiting(&prefix, 1, wait)
         .with_operation_timeout(Duration::from_secs(1))
