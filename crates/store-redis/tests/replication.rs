@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use idem_core::{
@@ -212,94 +213,39 @@ async fn a_frozen_replica_fails_writes_and_a_running_one_acknowledges_them() {
     );
 }
 
-/// Writes that wait for replicas do not queue behind one another's `WAIT`.
-/// With batching off (each claim its own `WAIT`) and the replica frozen,
-/// eight concurrent claims each fail with a shortfall after about one
-/// `WAIT` timeout, and each is given back. On one shared connection they
-/// waited in turn, and the later ones ran out of time after their claims
-/// were written, holding retries off until the lease ended.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_waiting_for_replicas_do_not_queue_behind_each_other() {
-    let Some((primary, replica, prefix)) = replicated_pair("queue").await else {
-        return;
-    };
-    let wait = Duration::from_millis(400);
+/// Claims `ids` all at once (batching off, so each its own `WAIT` of
+/// `wait`) against a pair whose replica is frozen. Each claim must fail;
+/// returns their errors, in order, and how long they took together, after
+/// checking that every key is free again at once (a claim written and left
+/// unanswered would hold its key until the lease ends).
+async fn claim_all_while_frozen(
+    tag: &str,
+    wait: Duration,
+    ids: std::ops::Range<u8>,
+) -> Option<(Vec<StoreError>, Duration)> {
+    let (primary, replica, prefix) = replicated_pair(tag).await?;
     let options = waiting(&prefix, 1, wait)
         .with_operation_timeout(Duration::from_secs(1))
         .with_max_batch(1);
-    let strict =
-        std::sync::Arc::new(RedisStore::connect(&primary.url(), options).expect("connect"));
+    let strict = Arc::new(RedisStore::connect(&primary.url(), options).expect("connect"));
     let lenient = RedisStore::connect(&primary.url(), waiting(&prefix, 0, wait)).expect("connect");
-
     replica.signal("STOP");
     let start = Instant::now();
-    let claims: Vec<_> = (10..18)
-        .map(|n| {
-            let strict = std::sync::Arc::clone(&strict);
-            tokio::spawn(async move { strict.claim(common::claim_request(n)).await })
-        })
-        .collect();
-    for (n, claim) in (10..18).zip(claims) {
-        match claim.await.expect("claim task") {
-            Err(StoreError::Unavailable(e)) => {
-                assert!(
-                    e.to_string().contains("replicas"),
-                    "claim {n} says why: {e}"
-                )
-            }
-            other => panic!("claim {n} on a frozen replica: {other:?}"),
-        }
-    }
-    let took = start.elapsed();
-    // In turn, eight waits would take 3.2 s.
-    assert!(
-        took < Duration::from_millis(1500),
-        "waited side by side: {took:?}"
-    );
-    for n in 10..18 {
-        match lenient.claim(common::claim_request(n)).await {
-            Ok(ClaimOutcome::Claimed {
-                takeover: false, ..
-            }) => {}
-            other => panic!("claim {n} should have been given back: {other:?}"),
-        }
-    }
-    replica.signal("CONT");
-}
-
-/// More writes waiting for replicas than the pool has connections: each
-/// either waits and falls short or, finding no connection in time, fails
-/// before sending anything. Either way none is left written and unanswered,
-/// so every key is free again at once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_pool_of_waiting_writes_leaves_no_claim_behind() {
-    let Some((primary, replica, prefix)) = replicated_pair("full").await else {
-        return;
-    };
-    let wait = Duration::from_secs(1);
-    let options = waiting(&prefix, 1, wait)
-        .with_operation_timeout(Duration::from_secs(1))
-        .with_max_batch(1);
-    let strict =
-        std::sync::Arc::new(RedisStore::connect(&primary.url(), options).expect("connect"));
-    let lenient = RedisStore::connect(&primary.url(), waiting(&prefix, 0, wait)).expect("connect");
-
-    replica.signal("STOP");
-    // Three times the pool's 16 connections.
-    let ids = 100..148;
     let claims: Vec<_> = ids
         .clone()
         .map(|n| {
-            let strict = std::sync::Arc::clone(&strict);
+            let strict = Arc::clone(&strict);
             tokio::spawn(async move { strict.claim(common::claim_request(n)).await })
         })
         .collect();
+    let mut errors = Vec::new();
     for (n, claim) in ids.clone().zip(claims) {
         match claim.await.expect("claim task") {
-            Err(StoreError::Unavailable(_)) => {}
-            other => panic!("claim {n} on a frozen replica: {other:?}"),
+            Err(e) => errors.push(e),
+            Ok(outcome) => panic!("claim {n} on a frozen replica: {outcome:?}"),
         }
     }
+    let took = start.elapsed();
     for n in ids {
         match lenient.claim(common::claim_request(n)).await {
             Ok(ClaimOutcome::Claimed {
@@ -309,4 +255,41 @@ async fn a_full_pool_of_waiting_writes_leaves_no_claim_behind() {
         }
     }
     replica.signal("CONT");
+    Some((errors, took))
+}
+
+/// Writes that wait for replicas do not queue behind one another's `WAIT`:
+/// eight concurrent claims each fail with a shortfall after about one
+/// `WAIT` timeout, and each is given back. On one shared connection they
+/// waited in turn, and the later ones ran out of time after their claims
+/// were written, holding retries off until the lease ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_waiting_for_replicas_do_not_queue_behind_each_other() {
+    let wait = Duration::from_millis(400);
+    let Some((errors, took)) = claim_all_while_frozen("queue", wait, 10..18).await else {
+        return;
+    };
+    for e in errors {
+        assert!(e.to_string().contains("replicas"), "says why: {e}");
+    }
+    // In turn, eight waits would take 3.2 s.
+    assert!(
+        took < Duration::from_millis(1500),
+        "waited side by side: {took:?}"
+    );
+}
+
+/// More writes waiting for replicas than the pool has connections (three
+/// times its 16): each either waits and falls short or, finding no
+/// connection in time, fails before sending anything. Either way none is
+/// left written and unanswered (checked by the helper).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_of_waiting_writes_leaves_no_claim_behind() {
+    let wait = Duration::from_secs(1);
+    let Some((errors, _)) = claim_all_while_frozen("full", wait, 100..148).await else {
+        return;
+    };
+    for e in errors {
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+    }
 }
