@@ -16,22 +16,18 @@ use redis::Value;
 use tokio::time::Instant;
 
 use crate::codec::{self, Head, corrupt};
-use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
-use crate::keys::{KeySpace, RecordKeys};
+use crate::keys::RecordKeys;
 use crate::release;
-use crate::replication::Replication;
 use crate::reply::Reply;
-use crate::script_batch::{self, Ran, ScriptOperation};
+use crate::script_batch::{self, Ran, ScriptOperation, Scripted};
 use crate::scripts::{CLAIM, LuaScript, ScriptArgs};
 use crate::store::{INDEX_GRACE_MS, native_ttl, other_reply};
 
 /// Runs claims on one store's connection and keys.
 pub(crate) struct Claims {
-    pub(crate) conn: Arc<Connection>,
-    pub(crate) keys: Arc<KeySpace>,
-    pub(crate) replication: Option<Arc<Replication>>,
+    pub(crate) on: Scripted,
 }
 
 impl Claims {
@@ -48,14 +44,7 @@ impl Claims {
         let Ran {
             mut answers,
             shortfall,
-        } = script_batch::run::<Self>(
-            &self.conn,
-            &self.keys,
-            jobs,
-            self.replication.as_deref(),
-            deadline,
-        )
-        .await?;
+        } = script_batch::run::<Self>(&self.on, jobs, deadline).await?;
         let Some(shortfall) = shortfall else {
             return Ok(answers);
         };
@@ -64,8 +53,8 @@ impl Claims {
         for (answer, job) in answers.iter_mut().zip(jobs) {
             if let Ok(ClaimOutcome::Claimed { fence, .. }) = *answer {
                 releases.push(async move {
-                    let keys = self.keys.record(&job.id);
-                    let _ = release::release(&self.conn, &keys, fence, None).await;
+                    let keys = self.on.keys.record(&job.id);
+                    let _ = release::release(&self.on.conn, &keys, fence, None).await;
                 });
                 *answer = Err(shortfall.failure());
             }
@@ -94,7 +83,7 @@ impl Kind for Claims {
         let ClaimOutcome::Claimed { fence, .. } = output else {
             return;
         };
-        let (conn, keys) = (Arc::clone(&self.conn), Arc::clone(&self.keys));
+        let (conn, keys) = (Arc::clone(&self.on.conn), Arc::clone(&self.on.keys));
         tokio::spawn(async move {
             let record = keys.record(&job.id);
             if let Err(error) = release::release(&conn, &record, fence, None).await {

@@ -6,21 +6,17 @@
 //! a completion the replicas did not acknowledge fails (and is written
 //! again by the caller, with the same fence).
 
-use std::sync::Arc;
-
 use idem_batch::{Ids, Kind};
 use idem_core::{BoxFuture, Completion, FenceRejection, RecordId};
 use redis::Value;
 use tokio::time::Instant;
 
 use crate::codec;
-use crate::conn::Connection;
 use crate::digits::{self, WIDTH};
 use crate::error::Failure;
-use crate::keys::{KeySpace, RecordKeys, fence_counter};
-use crate::replication::Replication;
+use crate::keys::{RecordKeys, fence_counter};
 use crate::reply::Reply;
-use crate::script_batch::{self, Ran, ScriptOperation};
+use crate::script_batch::{self, Ran, ScriptOperation, Scripted};
 use crate::scripts::{COMPLETE, LuaScript, ScriptArgs};
 use crate::store::{NO_FENCE, native_ttl, other_reply};
 
@@ -29,9 +25,7 @@ pub(crate) type Written = Result<(), FenceRejection>;
 
 /// Runs completions on one store's connection and keys.
 pub(crate) struct Completions {
-    pub(crate) conn: Arc<Connection>,
-    pub(crate) keys: Arc<KeySpace>,
-    pub(crate) replication: Option<Arc<Replication>>,
+    pub(crate) on: Scripted,
 }
 
 impl Completions {
@@ -49,14 +43,7 @@ impl Completions {
         let Ran {
             mut answers,
             shortfall,
-        } = script_batch::run::<Self>(
-            &self.conn,
-            &self.keys,
-            jobs,
-            self.replication.as_deref(),
-            deadline,
-        )
-        .await?;
+        } = script_batch::run::<Self>(&self.on, jobs, deadline).await?;
         if let Some(shortfall) = shortfall {
             for answer in &mut answers {
                 if matches!(answer, Ok(Ok(()) | Err(FenceRejection::AlreadyCompleted))) {

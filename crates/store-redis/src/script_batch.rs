@@ -4,6 +4,8 @@
 //! `completions.rs`), alone or in a batch, and with `wait_replicas` set,
 //! `WAIT` in the same pipeline (`scripts::eval_replicated`).
 
+use std::sync::Arc;
+
 use idem_core::RecordId;
 use redis::Value;
 use tokio::time::Instant;
@@ -41,16 +43,23 @@ pub(crate) struct Ran<T> {
     pub(crate) shortfall: Option<Shortfall>,
 }
 
+/// What one store's batches run on: its shared connection, its key space
+/// and, with `wait_replicas`, the replication (`replication.rs`).
+#[derive(Clone)]
+pub(crate) struct Scripted {
+    pub(crate) conn: Arc<Connection>,
+    pub(crate) keys: Arc<KeySpace>,
+    pub(crate) replication: Option<Arc<Replication>>,
+}
+
 /// Runs `jobs` in one run of their script, decided in order, then waits
-/// for replicas to acknowledge it, if `replication` is set.
+/// for replicas to acknowledge it, if `on` has a replication.
 pub(crate) async fn run<Op: ScriptOperation>(
-    conn: &Connection,
-    space: &KeySpace,
+    on: &Scripted,
     jobs: &[Op::Job],
-    replication: Option<&Replication>,
     deadline: Instant,
 ) -> Result<Ran<Op::Output>, Failure> {
-    let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| space.record(&Op::id(j))).collect();
+    let keys: Vec<RecordKeys<'_>> = jobs.iter().map(|j| on.keys.record(&Op::id(j))).collect();
     let mut args = ScriptArgs::with_capacity(jobs.len() * 7);
     let mut script_keys = Vec::with_capacity(jobs.len() * 3);
     for (job, keys) in jobs.iter().zip(&keys) {
@@ -58,11 +67,11 @@ pub(crate) async fn run<Op: ScriptOperation>(
         Op::keys(keys, &mut script_keys);
     }
     let (value, shortfall) = scripts::eval_replicated(
-        conn,
+        &on.conn,
         Op::script(),
         &script_keys,
         &args.slices(),
-        replication,
+        on.replication.as_deref(),
         deadline,
     )
     .await?;

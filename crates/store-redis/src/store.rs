@@ -22,6 +22,7 @@ use crate::options::RedisOptions;
 use crate::release::{self, store_error};
 use crate::replication::Replication;
 use crate::reply::{self, Reply};
+use crate::script_batch::Scripted;
 use crate::scripts::{self, DELETE};
 use crate::url;
 
@@ -90,19 +91,20 @@ impl RedisStore {
             options.max_batch,
             options.operation_timeout + wait.map_or(Duration::ZERO, |w| w.timeout),
         );
+        let scripted = Scripted {
+            conn: Arc::clone(&conn),
+            keys: Arc::clone(&keys),
+            replication: replication.clone(),
+        };
         let claims = Batcher::new(
             Claims {
-                conn: Arc::clone(&conn),
-                keys: Arc::clone(&keys),
-                replication: replication.clone(),
+                on: scripted.clone(),
             },
             limits,
         );
         let completions = Batcher::new(
             Completions {
-                conn: Arc::clone(&conn),
-                keys: Arc::clone(&keys),
-                replication: replication.clone(),
+                on: scripted.clone(),
             },
             limits,
         );
