@@ -1,7 +1,7 @@
 //! The reverse proxy: the service the idempotency middleware wraps.
 //!
-//! It forwards each request to the one configured upstream over a pooled
-//! HTTP/1.1 client and knows nothing about idempotency. It tells the
+//! It forwards each request to the one configured upstream over pooled
+//! HTTP/1.1 connections (`pool.rs`) and knows nothing about idempotency. It tells the
 //! middleware one thing: whether a failed request certainly never reached
 //! the upstream (the connection could not be made), because only then may
 //! the record be released.
@@ -13,14 +13,19 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Request, Response, Uri};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use idem_middleware::{BoxError, RequestBody, UpstreamNotReached};
+use idem_middleware::{BoxError, RequestBody};
 use tower_service::Service;
+
+mod body;
+mod pool;
+#[cfg(test)]
+mod pool_tests;
+
+pub(crate) use body::UpstreamBody;
+use pool::Pool;
 
 /// The body the proxy sends upstream.
 pub(crate) type ProxyBody = RequestBody<Incoming>;
@@ -28,7 +33,7 @@ pub(crate) type ProxyBody = RequestBody<Incoming>;
 /// Forwards requests to one upstream.
 #[derive(Clone)]
 pub(crate) struct Proxy {
-    client: Client<HttpConnector, ProxyBody>,
+    pool: Pool,
     target: Arc<Target>,
     timeout: Duration,
 }
@@ -40,17 +45,20 @@ pub(crate) struct Proxy {
 #[error("the upstream did not answer within {0:?}")]
 pub(crate) struct ProxyTimeout(pub(crate) Duration);
 
-/// Where requests go: scheme and authority, and a path prefix that is put
-/// in front of every request's path.
+/// What every request gets: the `Host` header, and a path prefix that is
+/// put in front of its path.
 struct Target {
-    scheme: Scheme,
-    authority: Authority,
+    host: HeaderValue,
     base_path: String,
 }
 
 /// How long a connection attempt may take before the upstream counts as
 /// unreachable, at most.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an upstream connection may sit idle before it is closed rather
+/// than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The connect timeout for routes whose shortest `upstream_timeout` is
 /// `shortest`: at most half of it, so that an upstream that cannot be
@@ -69,57 +77,47 @@ impl Proxy {
         timeout: Duration,
         connect_timeout: Duration,
     ) -> anyhow::Result<Self> {
-        let scheme = upstream.scheme().cloned().unwrap_or(Scheme::HTTP);
         let authority = upstream
             .authority()
-            .cloned()
             .ok_or_else(|| anyhow::anyhow!("upstream {upstream} has no host"))?;
+        let port = authority.port_u16().unwrap_or(80);
+        // As a browser or curl would send it: without the scheme's default
+        // port.
+        let host = if authority.port_u16() == Some(80) {
+            authority.host()
+        } else {
+            authority.as_str()
+        };
         let base_path = upstream.path().trim_end_matches('/').to_owned();
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
         Ok(Self {
-            client,
+            pool: Pool::new(authority.host(), port, connect_timeout, IDLE_TIMEOUT),
             target: Arc::new(Target {
-                scheme,
-                authority,
+                host: HeaderValue::from_str(host)?,
                 base_path,
             }),
             timeout,
         })
     }
 
-    /// The request's URI, pointed at the upstream. Takes the request's own
-    /// URI apart rather than building a new one, so that its path and query
-    /// are neither copied nor parsed again unless a base path must go in
-    /// front of them.
+    /// The request's path and query, as the upstream gets them (in origin
+    /// form, behind the base path). Reuses the request's own when there is
+    /// no base path, so that they are neither copied nor parsed again.
     fn upstream_uri(&self, uri: Uri) -> Result<Uri, http::Error> {
-        let mut parts = uri.into_parts();
-        if !self.target.base_path.is_empty() {
-            let path_and_query = parts
-                .path_and_query
-                .as_ref()
-                .map_or("/", PathAndQuery::as_str);
-            parts.path_and_query = Some(PathAndQuery::try_from(format!(
-                "{}{}",
-                self.target.base_path, path_and_query
-            ))?);
-        } else if parts.path_and_query.is_none() {
-            parts.path_and_query = Some(PathAndQuery::from_static("/"));
-        }
-        parts.scheme = Some(self.target.scheme.clone());
-        parts.authority = Some(self.target.authority.clone());
-        Ok(Uri::from_parts(parts)?)
+        let path_and_query = uri.into_parts().path_and_query;
+        let path_and_query = if self.target.base_path.is_empty() {
+            path_and_query.unwrap_or_else(|| PathAndQuery::from_static("/"))
+        } else {
+            let tail = path_and_query.as_ref().map_or("/", PathAndQuery::as_str);
+            PathAndQuery::try_from(format!("{}{tail}", self.target.base_path))?
+        };
+        Ok(Uri::from(path_and_query))
     }
 }
 
 impl Service<Request<ProxyBody>> for Proxy {
-    type Response = Response<Incoming>;
+    type Response = Response<UpstreamBody>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Incoming>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<UpstreamBody>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         // The pooled client has no back-pressure of its own to report.
@@ -133,19 +131,20 @@ impl Service<Request<ProxyBody>> for Proxy {
         };
         *request.uri_mut() = uri;
         strip_hop_by_hop(request.headers_mut());
-        // The client sets `Host` from the upstream URI, as a reverse proxy
-        // in front of a single API usually does.
-        request.headers_mut().remove(header::HOST);
-        let response = self.client.request(request);
+        // The upstream's own name, as a reverse proxy in front of a single
+        // API usually sends.
+        request
+            .headers_mut()
+            .insert(header::HOST, self.target.host.clone());
+        let pool = self.pool.clone();
         let timeout = self.timeout;
         Box::pin(async move {
-            match tokio::time::timeout(timeout, response).await {
+            match tokio::time::timeout(timeout, pool.send(request)).await {
                 Ok(Ok(mut response)) => {
                     strip_hop_by_hop(response.headers_mut());
                     Ok(response)
                 }
-                Ok(Err(error)) if error.is_connect() => Err(UpstreamNotReached::new(error).into()),
-                Ok(Err(error)) => Err(error.into()),
+                Ok(Err(error)) => Err(error),
                 Err(_elapsed) => Err(ProxyTimeout(timeout).into()),
             }
         })
@@ -209,25 +208,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn paths_are_joined_to_the_base_path() {
+    async fn paths_are_joined_to_the_base_path_and_host_names_the_upstream() {
         let cases = [
             (
                 "http://127.0.0.1:3000",
                 "/v1/charges?x=1",
-                "http://127.0.0.1:3000/v1/charges?x=1",
+                "/v1/charges?x=1",
+                "127.0.0.1:3000",
             ),
             (
                 "http://127.0.0.1:3000/",
                 "/v1/charges",
-                "http://127.0.0.1:3000/v1/charges",
+                "/v1/charges",
+                "127.0.0.1:3000",
             ),
             (
                 "http://api.local/base/",
                 "/v1/charges",
-                "http://api.local/base/v1/charges",
+                "/base/v1/charges",
+                "api.local",
             ),
+            (
+                "http://api.local:80",
+                "/v1/charges",
+                "/v1/charges",
+                "api.local",
+            ),
+            ("http://[::1]:8080/", "/x", "/x", "[::1]:8080"),
         ];
-        for (upstream, path, expected) in cases {
+        for (upstream, path, expected_path, expected_host) in cases {
             let proxy = Proxy::new(
                 &upstream.parse().unwrap(),
                 Duration::from_secs(1),
@@ -235,7 +244,8 @@ mod tests {
             )
             .unwrap();
             let uri = proxy.upstream_uri(path.parse().unwrap()).unwrap();
-            assert_eq!(uri.to_string(), expected, "{upstream} + {path}");
+            assert_eq!(uri.to_string(), expected_path, "{upstream} + {path}");
+            assert_eq!(proxy.target.host, expected_host, "{upstream}");
         }
     }
 }

@@ -1,0 +1,186 @@
+//! The upstream pool against a hand-written upstream that counts its
+//! connections and misbehaves on cue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Either, Full};
+use idem_middleware::UpstreamNotReached;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::ProxyBody;
+use super::pool::Pool;
+
+/// How the test upstream treats each connection.
+#[derive(Clone, Copy)]
+enum Upstream {
+    /// Answers every request with `ok`, keeping the connection open.
+    KeepAlive,
+    /// Answers one request with `ok`, then closes the connection (as an
+    /// upstream whose keep-alive timeout ran out).
+    CloseAfterOne,
+    /// Sends a head announcing a large body, a little of it, then hangs.
+    HangMidBody,
+}
+
+struct TestUpstream {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+}
+
+async fn upstream(behaviour: Upstream) -> TestUpstream {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(stream, behaviour));
+        }
+    });
+    TestUpstream { port, connections }
+}
+
+async fn serve(mut stream: TcpStream, behaviour: Upstream) {
+    while read_request(&mut stream).await {
+        match behaviour {
+            Upstream::KeepAlive | Upstream::CloseAfterOne => {
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                if stream.write_all(answer).await.is_err() {
+                    return;
+                }
+                if matches!(behaviour, Upstream::CloseAfterOne) {
+                    return;
+                }
+            }
+            Upstream::HangMidBody => {
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial";
+                let _ = stream.write_all(head).await;
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Reads one request without a body; false at the end of the stream.
+async fn read_request(stream: &mut TcpStream) -> bool {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte).await {
+            Ok(1) => seen.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn request() -> Request<ProxyBody> {
+    Request::builder()
+        .uri("/")
+        .header("host", "test")
+        .body(Either::Right(Full::new(Bytes::new())))
+        .unwrap()
+}
+
+fn pool(port: u16, idle_timeout: Duration) -> Pool {
+    Pool::new("127.0.0.1", port, Duration::from_secs(2), idle_timeout)
+}
+
+async fn body_of(pool: &Pool) -> Bytes {
+    let response = pool.send(request()).await.expect("an answer");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().collect().await.unwrap().to_bytes()
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_connection() {
+    let upstream = upstream(Upstream::KeepAlive).await;
+    let pool = pool(upstream.port, Duration::from_secs(30));
+    for _ in 0..20 {
+        assert_eq!(body_of(&pool).await, "ok");
+    }
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_open_connections_and_then_reuse_them() {
+    let upstream = upstream(Upstream::KeepAlive).await;
+    let pool = pool(upstream.port, Duration::from_secs(30));
+    for _round in 0..5 {
+        let sent: Vec<_> = (0..8)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { body_of(&pool).await })
+            })
+            .collect();
+        for answer in sent {
+            assert_eq!(answer.await.unwrap(), "ok");
+        }
+    }
+    let opened = upstream.connections.load(Ordering::SeqCst);
+    assert!(
+        (1..=8).contains(&opened),
+        "40 requests, 8 at a time, opened {opened} connections"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
+    let upstream = upstream(Upstream::CloseAfterOne).await;
+    let pool = pool(upstream.port, Duration::from_secs(30));
+    for _ in 0..5 {
+        assert_eq!(body_of(&pool).await, "ok");
+        // Time for the connection task to see the close.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 5);
+}
+
+#[tokio::test]
+async fn a_body_dropped_before_its_end_closes_its_connection() {
+    let upstream = upstream(Upstream::HangMidBody).await;
+    let pool = pool(upstream.port, Duration::from_secs(30));
+    for expected in 1..=3 {
+        let response = pool.send(request()).await.expect("a head");
+        let mut body = response.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "partial");
+        drop(body);
+        // The next request must not be written behind the rest of a body
+        // still on the wire: it opens a connection of its own.
+        assert_eq!(upstream.connections.load(Ordering::SeqCst), expected);
+    }
+}
+
+#[tokio::test]
+async fn a_connection_idle_past_the_timeout_is_not_reused() {
+    let upstream = upstream(Upstream::KeepAlive).await;
+    let pool = pool(upstream.port, Duration::from_millis(50));
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_upstream_not_reached() {
+    // Bound, then closed: nothing listens on the port.
+    let port = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let error = pool(port, Duration::from_secs(30))
+        .send(request())
+        .await
+        .expect_err("nothing listens");
+    assert!(error.is::<UpstreamNotReached>(), "{error}");
+}
