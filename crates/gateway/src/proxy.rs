@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderName};
-use http::uri::PathAndQuery;
+use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
 use idem_middleware::{BoxError, RequestBody};
@@ -57,8 +57,12 @@ struct Target {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an upstream connection may sit idle before it is closed rather
-/// than reused.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// than reused. Shorter than the keep-alive timeouts of common upstream
+/// servers (Node's and uvicorn's 5 s, nginx's 75 s): an upstream that closes
+/// an idle connection just as a request is written to it leaves that
+/// request's outcome unknown (`502`, the record in flight until its lease
+/// ends), so the gateway should be the side that closes first.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// The connect timeout for routes whose shortest `upstream_timeout` is
 /// `shortest`: at most half of it, so that an upstream that cannot be
@@ -80,7 +84,11 @@ impl Proxy {
         let authority = upstream
             .authority()
             .ok_or_else(|| anyhow::anyhow!("upstream {upstream} has no host"))?;
-        let port = authority.port_u16().unwrap_or(80);
+        let origin = Uri::builder()
+            .scheme(upstream.scheme().cloned().unwrap_or(Scheme::HTTP))
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()?;
         // As a browser or curl would send it: without the scheme's default
         // port.
         let host = if authority.port_u16() == Some(80) {
@@ -90,7 +98,7 @@ impl Proxy {
         };
         let base_path = upstream.path().trim_end_matches('/').to_owned();
         Ok(Self {
-            pool: Pool::new(authority.host(), port, connect_timeout, IDLE_TIMEOUT),
+            pool: Pool::new(origin, connect_timeout, IDLE_TIMEOUT),
             target: Arc::new(Target {
                 host: HeaderValue::from_str(host)?,
                 base_path,

@@ -12,12 +12,12 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
 use idem_middleware::{BoxError, UpstreamNotReached};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tower_service::Service;
 
 use super::ProxyBody;
 use super::body::UpstreamBody;
@@ -29,11 +29,13 @@ pub(crate) struct Pool {
 }
 
 struct Shared {
-    /// Where to connect: a host name or IP address (without the brackets
-    /// of an IPv6 literal) and a port.
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
+    /// Opens connections: each resolved address in turn, with a share of
+    /// the connect timeout each and a second address family tried early
+    /// (hyper-util's connector; a connection is opened rarely, so its cost
+    /// does not matter).
+    connector: HttpConnector,
+    /// The upstream's scheme and authority, for the connector.
+    origin: Uri,
     /// A connection idle for longer is closed rather than reused.
     idle_timeout: Duration,
     /// Ready connections, the most recently used last.
@@ -52,28 +54,26 @@ pub(crate) struct Lease {
     shared: Arc<Shared>,
 }
 
-/// The upstream did not accept a connection within the connect timeout.
-#[derive(Debug, thiserror::Error)]
-#[error("no connection to the upstream within {0:?}")]
-struct ConnectTimeout(Duration);
-
 impl Pool {
-    pub(crate) fn new(
-        host: &str,
-        port: u16,
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-    ) -> Self {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        Self {
-            shared: Arc::new(Shared {
-                host: host.to_owned(),
-                port,
-                connect_timeout,
-                idle_timeout,
-                idle: Mutex::new(Vec::new()),
-            }),
+    /// A pool of connections to `origin` (scheme and authority). Inside a
+    /// runtime, a task closes connections idle for longer than
+    /// `idle_timeout` until the pool is dropped.
+    pub(crate) fn new(origin: Uri, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        // Requests and responses are small and written whole: waiting to
+        // coalesce them only adds latency.
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(connect_timeout));
+        let shared = Arc::new(Shared {
+            connector,
+            origin,
+            idle_timeout,
+            idle: Mutex::new(Vec::new()),
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(close_idle_connections(Arc::downgrade(&shared)));
         }
+        Self { shared }
     }
 
     /// Sends `request` on an idle connection, or on a new one if none is
@@ -81,9 +81,11 @@ impl Pool {
     ///
     /// A failure before anything was written is [`UpstreamNotReached`]:
     /// the connection could not be made, or a new connection closed before
-    /// the request went out. A reused connection that turns out to have
-    /// closed while idle is not a failure: the request, never written,
-    /// goes out on the next one.
+    /// the request went out. A reused connection that hyper finds closed
+    /// before writing the request is not a failure: the request goes out on
+    /// the next one. Once written, any failure is the upstream's unknown
+    /// outcome, even when the upstream closed the idle connection just as
+    /// the request arrived.
     pub(crate) async fn send(
         &self,
         mut request: Request<ProxyBody>,
@@ -129,20 +131,12 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<SendRequest<ProxyBody>, BoxError> {
-        let shared = &self.shared;
-        let connecting = TcpStream::connect((shared.host.as_str(), shared.port));
-        let stream = match tokio::time::timeout(shared.connect_timeout, connecting).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(error)) => return Err(UpstreamNotReached::new(error).into()),
-            Err(_elapsed) => {
-                let error = ConnectTimeout(shared.connect_timeout);
-                return Err(UpstreamNotReached::new(error).into());
-            }
-        };
-        // Requests and responses are small and written whole: waiting to
-        // coalesce them only adds latency.
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+        let mut connector = self.shared.connector.clone();
+        let io = connector
+            .call(self.shared.origin.clone())
+            .await
+            .map_err(UpstreamNotReached::new)?;
+        let (sender, connection) = http1::handshake(io)
             .await
             .map_err(UpstreamNotReached::new)?;
         tokio::spawn(async move {
@@ -154,23 +148,48 @@ impl Pool {
     }
 }
 
+/// Closes the pool's connections idle for longer than its idle timeout,
+/// every idle timeout, until the pool is gone. Upstreams close idle
+/// connections too, but not all of them, and not always soon.
+async fn close_idle_connections(shared: std::sync::Weak<Shared>) {
+    let Some(every) = shared.upgrade().map(|shared| shared.idle_timeout) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        drop(shared.lock_idle_without_stale(Instant::now()));
+    }
+}
+
 impl Shared {
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         // The list holds no invariant a panic could break halfway.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn put_idle(&self, sender: SendRequest<ProxyBody>) {
-        let now = Instant::now();
+    /// The idle list, without the connections idle for too long at `now`
+    /// (closed as they are dropped).
+    fn lock_idle_without_stale(&self, now: Instant) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         let mut idle = self.lock_idle();
-        // Connections at the bottom of the stack go unused while traffic
-        // is below its peak; close those idle for too long.
+        // The stack's bottom was given back first.
         let stale = idle
             .iter()
             .take_while(|entry| now.duration_since(entry.since) > self.idle_timeout)
             .count();
         idle.drain(..stale);
-        idle.push(Idle { sender, since: now });
+        idle
+    }
+
+    fn put_idle(&self, sender: SendRequest<ProxyBody>) {
+        let now = Instant::now();
+        // Connections at the bottom of the stack go unused while traffic
+        // is below its peak; close those idle for too long.
+        self.lock_idle_without_stale(now)
+            .push(Idle { sender, since: now });
     }
 }
 
