@@ -44,6 +44,10 @@ struct Shared {
 
 struct Idle {
     sender: SendRequest<ProxyBody>,
+    /// When its last response's head arrived: the upstream's own idle
+    /// clock may have started any time after that, so the pool counts
+    /// from there (a slow client reading the body must not make a
+    /// connection look fresher than the upstream thinks it is).
     since: Instant,
 }
 
@@ -52,6 +56,8 @@ struct Idle {
 pub(crate) struct Lease {
     sender: SendRequest<ProxyBody>,
     shared: Arc<Shared>,
+    /// When the response's head arrived.
+    answered: Instant,
 }
 
 impl Pool {
@@ -100,6 +106,7 @@ impl Pool {
                     let lease = Lease {
                         sender,
                         shared: Arc::clone(&self.shared),
+                        answered: Instant::now(),
                     };
                     return Ok(response.map(|body| UpstreamBody::new(body, lease)));
                 }
@@ -118,8 +125,11 @@ impl Pool {
         let mut idle = self.shared.lock_idle();
         while let Some(entry) = idle.pop() {
             if entry.since.elapsed() > self.shared.idle_timeout {
-                // The rest were given back earlier still.
-                idle.clear();
+                // The rest were given back earlier still. Closed once the
+                // lock is released.
+                let stale = std::mem::take(&mut *idle);
+                drop(idle);
+                drop(stale);
                 return None;
             }
             // Not ready: closed by the upstream while idle.
@@ -161,7 +171,9 @@ async fn close_idle_connections(shared: std::sync::Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        drop(shared.lock_idle_without_stale(Instant::now()));
+        let stale = take_stale(&mut shared.lock_idle(), Instant::now(), every);
+        // Closed outside the lock.
+        drop(stale);
     }
 }
 
@@ -171,26 +183,30 @@ impl Shared {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The idle list, without the connections idle for too long at `now`
-    /// (closed as they are dropped).
-    fn lock_idle_without_stale(&self, now: Instant) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        let mut idle = self.lock_idle();
-        // The stack's bottom was given back first.
-        let stale = idle
-            .iter()
-            .take_while(|entry| now.duration_since(entry.since) > self.idle_timeout)
-            .count();
-        idle.drain(..stale);
-        idle
+    fn put_idle(&self, sender: SendRequest<ProxyBody>, since: Instant) {
+        let stale = {
+            let mut idle = self.lock_idle();
+            // Connections at the bottom of the stack go unused while
+            // traffic is below its peak; close those idle for too long.
+            let stale = take_stale(&mut idle, Instant::now(), self.idle_timeout);
+            idle.push(Idle { sender, since });
+            stale
+        };
+        // Closed outside the lock.
+        drop(stale);
     }
+}
 
-    fn put_idle(&self, sender: SendRequest<ProxyBody>) {
-        let now = Instant::now();
-        // Connections at the bottom of the stack go unused while traffic
-        // is below its peak; close those idle for too long.
-        self.lock_idle_without_stale(now)
-            .push(Idle { sender, since: now });
-    }
+/// Takes out of `idle` the connections idle for longer than `timeout` at
+/// `now`, for the caller to drop (and so close) once it has released the
+/// lock: after a burst they may be many.
+fn take_stale(idle: &mut Vec<Idle>, now: Instant, timeout: Duration) -> Vec<Idle> {
+    // The stack's bottom was given back first.
+    let stale = idle
+        .iter()
+        .take_while(|entry| now.duration_since(entry.since) > timeout)
+        .count();
+    idle.drain(..stale).collect()
 }
 
 impl Lease {
@@ -198,9 +214,13 @@ impl Lease {
     /// ready, or once it is (its connection task may still be finishing
     /// the response on another worker thread); never if it closed.
     pub(crate) fn give_back(self) {
-        let Lease { mut sender, shared } = self;
+        let Lease {
+            mut sender,
+            shared,
+            answered,
+        } = self;
         if sender.is_ready() {
-            shared.put_idle(sender);
+            shared.put_idle(sender, answered);
             return;
         }
         if sender.is_closed() {
@@ -211,7 +231,7 @@ impl Lease {
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if sender.ready().await.is_ok() {
-                    shared.put_idle(sender);
+                    shared.put_idle(sender, answered);
                 }
             });
         }

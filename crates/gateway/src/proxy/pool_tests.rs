@@ -224,6 +224,21 @@ async fn a_connection_idle_past_the_timeout_is_not_reused() {
 }
 
 #[tokio::test]
+async fn idle_time_counts_from_the_response_head_not_from_a_slow_reader() {
+    // The upstream's keep-alive clock starts once it has written the
+    // response; a client that takes its time to read the body must not
+    // make the connection look fresher than that.
+    let upstream = upstream(Upstream::KeepAlive).await;
+    let pool = pool(upstream.port, Duration::from_millis(300));
+    let response = pool.send(request()).await.expect("an answer");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "ok");
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn idle_connections_are_closed_without_traffic() {
     let upstream = upstream(Upstream::KeepAlive).await;
     let pool = pool(upstream.port, Duration::from_millis(200));
