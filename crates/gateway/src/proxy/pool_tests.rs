@@ -23,6 +23,9 @@ enum Upstream {
     /// Answers one request with `ok`, then closes the connection (as an
     /// upstream whose keep-alive timeout ran out).
     CloseAfterOne,
+    /// As `CloseAfterOne`, but closes 100 ms after answering: long after
+    /// the gateway has read the answer and put the connection back.
+    CloseAfterOneLater,
     /// Sends a head announcing a large body, a little of it, then hangs.
     HangMidBody,
     /// Answers every request `204 No Content`, keeping the connection open.
@@ -66,13 +69,18 @@ async fn upstream(behaviour: Upstream) -> TestUpstream {
 async fn serve(mut stream: TcpStream, behaviour: Upstream) {
     while read_request(&mut stream).await {
         match behaviour {
-            Upstream::KeepAlive | Upstream::CloseAfterOne => {
+            Upstream::KeepAlive | Upstream::CloseAfterOne | Upstream::CloseAfterOneLater => {
                 let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
                 if stream.write_all(answer).await.is_err() {
                     return;
                 }
-                if matches!(behaviour, Upstream::CloseAfterOne) {
-                    return;
+                match behaviour {
+                    Upstream::CloseAfterOne => return,
+                    Upstream::CloseAfterOneLater => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        return;
+                    }
+                    _ => {}
                 }
             }
             Upstream::NoContent => {
@@ -184,6 +192,49 @@ async fn a_body_dropped_before_its_end_closes_its_connection() {
         // retry then takes it to another connection.)
         assert_eq!(upstream.connections.load(Ordering::SeqCst), expected);
     }
+}
+
+#[test]
+fn a_connection_closed_while_idle_but_not_yet_seen_closed_is_never_not_reached() {
+    // The upstream runs on a thread of its own, so that it can close the
+    // idle connection while the test's one-thread runtime is blocked: the
+    // pool then still sees the connection as ready. hyper writes the
+    // request into it before it reads the close (hyper 1.12), so the
+    // outcome is unknown: the upstream may have read the request. Either
+    // hyper hands the request back unwritten and it goes out on a new
+    // connection, or the failure must not count as "never sent".
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let upstream = upstream(Upstream::CloseAfterOneLater).await;
+            port_tx.send((upstream.port, upstream.connections)).unwrap();
+            std::future::pending::<()>().await;
+        });
+    });
+    let (port, connections) = port_rx.recv().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let pool = pool(port, Duration::from_secs(30));
+        assert_eq!(body_of(&pool).await, "ok");
+        // Blocks this runtime (no task of it runs) while the upstream
+        // closes the connection.
+        std::thread::sleep(Duration::from_millis(400));
+        match pool.send(request()).await {
+            Ok(response) => {
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                assert_eq!(body, "ok");
+                assert_eq!(connections.load(Ordering::SeqCst), 2);
+            }
+            Err(error) => assert!(!error.is::<UpstreamNotReached>(), "{error}"),
+        }
+    });
 }
 
 #[tokio::test]
