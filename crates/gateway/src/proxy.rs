@@ -1,10 +1,11 @@
 //! The reverse proxy: the service the idempotency middleware wraps.
 //!
 //! It forwards each request to the one configured upstream over pooled
-//! HTTP/1.1 connections (`pool.rs`) and knows nothing about idempotency. It tells the
-//! middleware one thing: whether a failed request certainly never reached
-//! the upstream (the connection could not be made), because only then may
-//! the record be released.
+//! HTTP/1.1 connections (`proxy/pool.rs`) and knows nothing about
+//! idempotency. It tells the middleware one thing: whether a failed request
+//! certainly never reached the upstream (the connection could not be made,
+//! or closed before the request was written), because only then may the
+//! record be released.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,7 +129,8 @@ impl Service<Request<ProxyBody>> for Proxy {
     type Future = Pin<Box<dyn Future<Output = Result<Response<UpstreamBody>, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        // The pooled client has no back-pressure of its own to report.
+        // The pool has no back-pressure of its own to report: it opens a
+        // connection whenever none is idle.
         Poll::Ready(Ok(()))
     }
 
