@@ -13,8 +13,9 @@ use super::pool::Lease;
 /// The body of a response from the upstream; see the module's docs.
 ///
 /// Dropped before its end (the client went away, or the middleware
-/// refused an oversized body), it closes its connection instead: the rest
-/// of the response would still be on the wire.
+/// refused an oversized body), it does not give its connection back: the
+/// rest of the response is still on the wire, and hyper closes the
+/// connection once its body is dropped.
 pub(crate) struct UpstreamBody {
     body: Incoming,
     /// `None` once given back, or once the body failed.
