@@ -24,6 +24,10 @@ pub(crate) enum Command {
     Records(RecordsArgs),
     /// One scenario for a few seconds: fails unless requests succeed. For CI.
     Smoke(SmokeArgs),
+    /// Instructions per request of idem's own process, counted by
+    /// callgrind: steady where requests per second are not (a shared or
+    /// virtual machine). Writes bench/results/<timestamp>-instructions.*.
+    Instructions(InstructionsArgs),
     /// The echo side of the loopback round-trip measurement (started by
     /// `all` itself).
     #[command(hide = true)]
@@ -119,6 +123,31 @@ pub(crate) struct SmokeArgs {
     /// Test this idem binary instead of building the workspace's.
     #[arg(long, value_name = "PATH")]
     pub(crate) idem: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InstructionsArgs {
+    /// Load before counting starts (connections made, caches and pools
+    /// warm).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub(crate) warmup: Duration,
+    /// The counted load. Under callgrind the gateway serves a few thousand
+    /// requests a second.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Duration,
+    /// Only scenarios whose id contains one of these (repeatable): off,
+    /// fresh-memory, replay-memory, fresh-embedded.
+    #[arg(long)]
+    pub(crate) only: Vec<String>,
+    /// Use the binaries already built.
+    #[arg(long)]
+    pub(crate) no_build: bool,
+    /// Count this idem binary instead of building the workspace's.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) idem: Option<PathBuf>,
+    /// Where the JSON and markdown go (relative to the workspace root).
+    #[arg(long, default_value = "bench/results")]
+    pub(crate) out: PathBuf,
 }
 
 fn parse_store(text: &str) -> Result<Store, String> {

@@ -4,6 +4,7 @@
 //! cargo run --release -p idem-bench -- all      # the whole benchmark, < 10 min on 2 cores
 //! cargo run --release -p idem-bench -- records  # memory and disk per record only
 //! cargo run -p idem-bench -- smoke              # 5 s, for CI
+//! cargo run --release -p idem-bench -- instructions  # callgrind counts, ~2 min
 //! ```
 //!
 //! `all` builds the release binaries, starts the upstream, nginx, idem and
@@ -18,6 +19,7 @@ mod ceiling;
 mod cli;
 mod context;
 mod full;
+mod instructions;
 mod listener;
 mod load;
 mod machine;
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
         Command::All(args) => full::all(args),
         Command::Records(args) => full::records(args),
         Command::Smoke(args) => smoke::command(args),
+        Command::Instructions(args) => instructions::command(args),
         Command::RttEcho => rtt::echo(),
         Command::RttPing { target } => rtt::ping(target),
     };

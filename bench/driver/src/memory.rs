@@ -185,6 +185,7 @@ fn start_gateway(
         store,
         off: false,
         worker_threads: 1,
+        callgrind: None,
     };
     match servers::gateway(ctx, dir, upstream, &spec)? {
         Gateway::Up(server) => Ok(server),

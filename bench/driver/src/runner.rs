@@ -106,6 +106,7 @@ pub(crate) fn run_once(
                 store: &url,
                 off: *off,
                 worker_threads: 1,
+                callgrind: None,
             };
             let gateway = match servers::gateway(ctx, &dir, upstream.addr, &gateway)? {
                 Gateway::Up(server) => server,

@@ -51,6 +51,8 @@ pub(crate) struct GatewaySpec<'a> {
     /// Every route `off`: pure pass-through.
     pub(crate) off: bool,
     pub(crate) worker_threads: usize,
+    /// Run it under `valgrind --tool=callgrind`, writing this profile.
+    pub(crate) callgrind: Option<&'a Path>,
 }
 
 /// Starts `idem serve` in front of `upstream`, in `dir`.
@@ -60,7 +62,28 @@ pub(crate) fn gateway(
     upstream: SocketAddr,
     spec: &GatewaySpec<'_>,
 ) -> anyhow::Result<Gateway> {
-    let mut command = ctx.pin.command(Role::Subject, &ctx.bins.idem);
+    gateway_within(ctx, dir, upstream, spec, START_LIMIT)
+}
+
+/// [`gateway`], waiting up to `limit` for it to listen.
+pub(crate) fn gateway_within(
+    ctx: &Ctx,
+    dir: &Path,
+    upstream: SocketAddr,
+    spec: &GatewaySpec<'_>,
+    limit: Duration,
+) -> anyhow::Result<Gateway> {
+    let mut command = match spec.callgrind {
+        None => ctx.pin.command(Role::Subject, &ctx.bins.idem),
+        Some(profile) => {
+            let mut command = ctx.pin.command(Role::Subject, Path::new("valgrind"));
+            command
+                .arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", profile.display()))
+                .arg(&ctx.bins.idem);
+            command
+        }
+    };
     command
         .current_dir(dir)
         .args([
@@ -90,14 +113,9 @@ pub(crate) fn gateway(
     let mut proc = Proc::spawn("idem", command, dir)?;
     // idem prints its admin address, then its address, once both listen.
     let admin = proc
-        .wait_for_line("idem admin listening on ", START_LIMIT)
+        .wait_for_line("idem admin listening on ", limit)
         .map(|addr| addr.parse().ok());
-    match admin.and_then(|admin| {
-        Ok((
-            admin,
-            proc.wait_for_line("idem listening on ", START_LIMIT)?,
-        ))
-    }) {
+    match admin.and_then(|admin| Ok((admin, proc.wait_for_line("idem listening on ", limit)?))) {
         Ok((admin, addr)) => Ok(Gateway::Up(Server {
             addr: addr.parse().context("idem printed a bad address")?,
             proc,

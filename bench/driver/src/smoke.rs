@@ -46,6 +46,7 @@ pub(crate) fn run(ctx: &Ctx, duration: Duration) -> anyhow::Result<()> {
         store: "memory:",
         off: false,
         worker_threads: 1,
+        callgrind: None,
     };
     let gateway = match servers::gateway(ctx, &dir, upstream.addr, &spec)? {
         Gateway::Up(server) => server,

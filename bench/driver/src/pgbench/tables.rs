@@ -57,6 +57,7 @@ impl Tables {
             store: &gateway_url,
             off: false,
             worker_threads: 1,
+            callgrind: None,
         };
         let gateway = match servers::gateway(ctx, dir, upstream.addr, &spec)? {
             Gateway::Up(server) => server,
