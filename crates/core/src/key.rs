@@ -91,6 +91,31 @@ impl IdempotencyKey {
         &self.0
     }
 
+    /// Whether `value` is exactly what [`Self::to_header_value`] gives: a
+    /// request whose one `Idempotency-Key` header is already that need not
+    /// have it replaced.
+    pub fn is_forwarded_as(&self, value: &[u8]) -> bool {
+        let key = self.0.as_bytes();
+        if key.iter().copied().all(is_bare_char) {
+            return value == key;
+        }
+        // The quoted form, compared without building it.
+        let Some(inner) = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+        else {
+            return false;
+        };
+        let mut inner = inner.iter();
+        let escaped_as_sent = key.iter().all(|&b| {
+            if (b == b'"' || b == b'\\') && inner.next() != Some(&b'\\') {
+                return false;
+            }
+            inner.next() == Some(&b)
+        });
+        escaped_as_sent && inner.next().is_none()
+    }
+
     /// The key as it is forwarded upstream: a bare token where the value
     /// allows one (what most APIs expect), else a quoted sf-string.
     pub fn to_header_value(&self) -> String {
@@ -140,8 +165,10 @@ fn parse_bare(raw: &[u8]) -> Result<String, KeyError> {
             "a bare key may only contain visible ASCII characters other than '\"'",
         ));
     }
-    // All bytes are ASCII, so this cannot fail.
-    Ok(String::from_utf8_lossy(raw).into_owned())
+    // Every byte is visible ASCII (checked above), so this cannot fail;
+    // `from_utf8` takes its ASCII fast path, where `from_utf8_lossy`
+    // walked the key chunk by chunk.
+    String::from_utf8(raw.to_vec()).map_err(|_| KeyError::Malformed("the key is not UTF-8"))
 }
 
 /// Parses an RFC 8941 sf-string: `"` printable ASCII with `\"` and `\\`

@@ -35,6 +35,21 @@ proptest! {
         prop_assert_eq!(back, Ok(key));
     }
 
+    /// `is_forwarded_as` is a cheaper `== to_header_value()`: the gateway
+    /// leaves a client's header in place only when it says so.
+    #[test]
+    fn is_forwarded_as_agrees_with_the_forwarded_form(
+        value in "[ -~]{1,12}",
+        other in "[ \"\\\\a-c]{0,6}",
+    ) {
+        let key = IdempotencyKey::from_derived(&value, MAX).unwrap();
+        let header = key.to_header_value();
+        prop_assert!(key.is_forwarded_as(header.as_bytes()));
+        for candidate in [value.as_bytes(), other.as_bytes(), format!("\"{value}\"").as_bytes()] {
+            prop_assert_eq!(key.is_forwarded_as(candidate), candidate == header.as_bytes());
+        }
+    }
+
     #[test]
     fn quoting_a_bare_key_names_the_same_key(value in "[!#-~]{1,60}") {
         let bare = IdempotencyKey::parse_header(std::iter::once(value.as_bytes()), MAX).unwrap();

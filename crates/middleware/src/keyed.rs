@@ -28,7 +28,7 @@ use crate::observe::{InFlightGuard, Outcome, StoreOp, Trace};
 use crate::prepared::Prepared;
 use crate::problem::Problem;
 use crate::replay::{replay, set_expires};
-use crate::upstream::was_not_reached;
+use crate::upstream::{UpstreamBounded, was_not_reached};
 
 /// A request that idempotency applies to.
 pub(crate) struct KeyedRequest<B> {
@@ -113,8 +113,14 @@ where
     let fingerprint = fingerprint(&parts, &headers.fingerprint, &body);
 
     // The upstream sees the key in one canonical form, whatever form (or
-    // source) the client used.
-    if let Ok(value) = HeaderValue::try_from(key.to_header_value()) {
+    // source) the client used. Most clients send that form already: their
+    // header is then left as it is.
+    let mut sent = parts.headers.get_all(IDEMPOTENCY_KEY).iter();
+    let canonical = matches!(
+        (sent.next(), sent.next()),
+        (Some(value), None) if key.is_forwarded_as(value.as_bytes())
+    );
+    if !canonical && let Ok(value) = HeaderValue::try_from(key.to_header_value()) {
         parts.headers.insert(IDEMPOTENCY_KEY, value);
     }
 
@@ -194,6 +200,8 @@ where
                     trace,
                     in_flight,
                 };
+                // `execute` bounds the call by the claim's deadline.
+                parts.extensions.insert(UpstreamBounded);
                 let request = Request::from_parts(parts, Either::Right(Full::new(body)));
                 return execute::execute(claim, inner, request).await;
             }
@@ -327,7 +335,7 @@ fn fingerprint(parts: &Parts, names: &[HeaderName], body: &[u8]) -> idem_core::F
 /// chose `on_store_error = "pass-through"`.
 async fn forward_unprotected<S, ReqBody, ResBody>(
     mut inner: S,
-    parts: Parts,
+    mut parts: Parts,
     body: Bytes,
     upstream_timeout: Duration,
 ) -> Response<ResponseBody<ResBody>>
@@ -335,6 +343,7 @@ where
     S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
     S::Error: Into<BoxError> + Send,
 {
+    parts.extensions.insert(UpstreamBounded);
     let request = Request::from_parts(parts, Either::Right(Full::new(body)));
     // Bounded like a keyed request's call, so that a hung upstream gets the
     // documented `504` here too, in-process as behind the gateway.

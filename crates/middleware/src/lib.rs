@@ -69,4 +69,4 @@ pub use observe::describe_metrics;
 pub use problem::Problem;
 pub use service::Idempotency;
 pub use sweeper::{SweepSchedule, spawn_sweeper};
-pub use upstream::UpstreamNotReached;
+pub use upstream::{UpstreamBounded, UpstreamNotReached};

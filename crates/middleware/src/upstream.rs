@@ -33,6 +33,16 @@ impl std::error::Error for UpstreamNotReached {
     }
 }
 
+/// A request extension on every request the middleware forwards under a
+/// deadline of its own: each keyed request, and one forwarded without a
+/// record (no key on an optional route, or the store down under
+/// `on_store_error = "pass-through"`). Its call to the inner service is
+/// dropped when the route's `upstream_timeout` is up, so an inner service
+/// that bounds calls itself (the gateway's proxy does, for requests that
+/// pass through untouched) may leave such a request to the middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamBounded;
+
 /// Whether `error`, or anything in its source chain, is [`UpstreamNotReached`].
 pub(crate) fn was_not_reached(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);

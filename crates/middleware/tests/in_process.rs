@@ -15,7 +15,7 @@ use idem_core::{
     WriteError,
 };
 use idem_middleware::{
-    BoxError, Clock, Executions, IdempotencyConfig, IdempotencyLayer, RequestBody,
+    BoxError, Clock, Executions, IdempotencyConfig, IdempotencyLayer, RequestBody, UpstreamBounded,
     UpstreamNotReached,
 };
 use idem_store_memory::MemoryStore;
@@ -55,6 +55,9 @@ struct Harness {
     executions: Executions,
     calls: Arc<AtomicUsize>,
     fences: Arc<std::sync::Mutex<Vec<u64>>>,
+    /// Per call, in order: whether the request came marked
+    /// `UpstreamBounded`.
+    bounded: Arc<std::sync::Mutex<Vec<bool>>>,
 }
 
 type Body = RequestBody<Full<Bytes>>;
@@ -95,9 +98,13 @@ fn harness_on(
     let clock = Arc::new(ManualClock::default());
     let calls = Arc::new(AtomicUsize::new(0));
     let fences = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (c, f) = (calls.clone(), fences.clone());
+    let bounded = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, f, b) = (calls.clone(), fences.clone(), bounded.clone());
     let inner = service_fn(move |req: Request<Body>| {
         let n = c.fetch_add(1, Ordering::SeqCst) + 1;
+        b.lock()
+            .unwrap()
+            .push(req.extensions().get::<UpstreamBounded>().is_some());
         if let Some(fence) = req.headers().get("idempotency-fence") {
             f.lock()
                 .unwrap()
@@ -132,6 +139,7 @@ fn harness_on(
             executions,
             calls,
             fences,
+            bounded,
         },
         service,
     )
@@ -251,6 +259,40 @@ async fn requests_without_keys_and_safe_methods_pass_through() {
     send(&service, get()).await;
     send(&service, get()).await;
     assert_eq!(h.calls.load(Ordering::SeqCst), 4);
+}
+
+/// The gateway's proxy sets no timer of its own on a request marked
+/// `UpstreamBounded`, so the mark must be on exactly the requests whose
+/// call the middleware bounds: keyed ones and those it forwards without a
+/// record when the store is down, never those it passes through untouched.
+#[tokio::test]
+async fn only_requests_the_middleware_bounds_are_marked_bounded() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Answer);
+    send(&service, post("k")).await;
+    let no_key = Request::post("/v1/charges")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(&service, no_key).await;
+    let get = Request::get("/v1/charges")
+        .header("idempotency-key", "k")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send(&service, get).await;
+    assert_eq!(*h.bounded.lock().unwrap(), [true, false, false]);
+
+    let (h, service) = harness_on(
+        Flaky::new(0, 0),
+        RoutePolicy::default(),
+        pass_through(),
+        Behaviour::Answer,
+    );
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "forwarded past the failed store"
+    );
+    assert_eq!(*h.bounded.lock().unwrap(), [true]);
 }
 
 #[test]
