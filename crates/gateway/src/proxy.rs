@@ -17,7 +17,7 @@ use http::header::{self, HeaderName};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
 use hyper::body::Incoming;
-use idem_middleware::{BoxError, RequestBody, UpstreamBounded};
+use idem_middleware::{BoxError, IDEMPOTENCY_FENCE, IDEMPOTENCY_KEY, RequestBody, UpstreamBounded};
 use tower_service::Service;
 
 mod body;
@@ -142,7 +142,7 @@ impl Service<Request<ProxyBody>> for Proxy {
             Err(error) => return Box::pin(async move { Err(BoxError::from(error)) }),
         };
         *request.uri_mut() = uri;
-        strip_hop_by_hop(request.headers_mut());
+        strip_hop_by_hop(request.headers_mut(), &IDEMS_OWN);
         // The upstream's own name, as a reverse proxy in front of a single
         // API usually sends.
         request
@@ -150,8 +150,9 @@ impl Service<Request<ProxyBody>> for Proxy {
             .insert(header::HOST, self.target.host.clone());
         let pool = self.pool.clone();
         if request.extensions().get::<UpstreamBounded>().is_some() {
-            // A timer costs about 1,400 instructions per request under
-            // callgrind, a twentieth of a pass-through request's.
+            // A second timer would only cost: under callgrind, taking the
+            // proxy's timer off pass-through requests saved 1,391 of their
+            // 36,551 instructions.
             return Box::pin(async move { pool.send(request).await.map(without_hop_by_hop) });
         }
         let timeout = self.timeout;
@@ -198,13 +199,20 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 
 /// The upstream's response, less its hop-by-hop headers.
 fn without_hop_by_hop<B>(mut response: Response<B>) -> Response<B> {
-    strip_hop_by_hop(response.headers_mut());
+    strip_hop_by_hop(response.headers_mut(), &[]);
     response
 }
 
+/// The headers the middleware writes on the request it forwards. A
+/// client's `Connection` header names headers of its own hop to the
+/// gateway, not these: were they removed as hop-by-hop, a client could
+/// keep the fence (or the key) from the upstream by naming it there.
+static IDEMS_OWN: [HeaderName; 2] = [IDEMPOTENCY_KEY, IDEMPOTENCY_FENCE];
+
 /// Removes hop-by-hop headers, including those the `Connection` header
-/// names. `Transfer-Encoding` is left to hyper, which owns framing.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+/// names, except `protected` ones. `Transfer-Encoding` is left to hyper,
+/// which owns framing.
+fn strip_hop_by_hop(headers: &mut HeaderMap, protected: &[HeaderName]) {
     // Nearly every request and response has none: one pass over its (few)
     // names is cheaper than looking up each of the eight, and leaves the
     // map untouched.
@@ -217,6 +225,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !protected.contains(name))
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -253,9 +262,25 @@ mod tests {
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         headers.insert("x-end-to-end", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut headers);
+        strip_hop_by_hop(&mut headers, &[]);
         let names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, ["x-end-to-end"]);
+    }
+
+    #[test]
+    fn a_client_cannot_strip_the_key_or_fence_by_naming_them_hop_by_hop() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Idempotency-Fence, idempotency-key, x-hop"),
+        );
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("k"));
+        headers.insert(IDEMPOTENCY_FENCE, HeaderValue::from_static("7"));
+        strip_hop_by_hop(&mut headers, &IDEMS_OWN);
+        let mut names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["idempotency-fence", "idempotency-key"]);
     }
 
     #[tokio::test]

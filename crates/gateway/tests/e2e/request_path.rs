@@ -170,6 +170,26 @@ async fn json_bodies_are_compared_in_canonical_form() {
     assert_eq!(s.upstream.executions(), 1);
 }
 
+/// Headers a client names in `Connection` are its own hop's, removed before
+/// the upstream; the key and fence idem forwards are not among them.
+#[tokio::test]
+async fn naming_the_key_or_fence_hop_by_hop_does_not_remove_them() {
+    let s = Setup::plain().await;
+    let reply = s
+        .gateway
+        .post("/v1/charges")
+        .key("k-hop")
+        .header("connection", "idempotency-fence, idempotency-key, x-hop")
+        .header("x-hop", "1")
+        .json("{}")
+        .send()
+        .await;
+    assert_eq!(reply.status, 201);
+    let seen = s.upstream.seen();
+    assert_eq!(seen[0].key.as_deref(), Some("k-hop"));
+    assert!(seen[0].fence.is_some(), "the fence is forwarded");
+}
+
 #[tokio::test]
 async fn key_and_fence_are_forwarded_and_a_client_fence_is_replaced() {
     let s = Setup::plain().await;
