@@ -330,9 +330,10 @@ fn fingerprint(parts: &Parts, names: &[HeaderName], body: &[u8]) -> idem_core::F
     builder.finish(body, is_json, &mut scratch)
 }
 
-/// Forwards a request without any record: a request with no key on an
-/// optional route, or any request while the store is down and the operator
-/// chose `on_store_error = "pass-through"`.
+/// Forwards a request without any record: a request with no key in its
+/// body on an optional route keyed by a JSON field, or any keyed request
+/// while the store is down and the operator chose
+/// `on_store_error = "pass-through"`.
 async fn forward_unprotected<S, ReqBody, ResBody>(
     mut inner: S,
     mut parts: Parts,

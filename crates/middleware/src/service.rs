@@ -20,6 +20,7 @@ use crate::keyed::{self, KeyedRequest};
 use crate::observe::Trace;
 use crate::prepared::Prepared;
 use crate::problem::Problem;
+use crate::upstream::UpstreamBounded;
 
 /// Middleware that makes the wrapped service's non-idempotent requests
 /// safe to retry. See the crate docs.
@@ -112,6 +113,9 @@ where
         // A fence is the gateway's word to the upstream; a client must never
         // be able to forge one, keyed request or not.
         req.headers_mut().remove(IDEMPOTENCY_FENCE);
+        // Nor may a layer outside this one mark a request as bounded here
+        // when it is not: an inner service may drop its own timer for it.
+        req.extensions_mut().remove::<UpstreamBounded>();
         let (plan, route) = self.plan(&req);
         match plan {
             Plan::PassThrough => {

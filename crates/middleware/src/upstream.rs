@@ -35,8 +35,10 @@ impl std::error::Error for UpstreamNotReached {
 
 /// A request extension on every request the middleware forwards under a
 /// deadline of its own: each keyed request, and one forwarded without a
-/// record (no key on an optional route, or the store down under
-/// `on_store_error = "pass-through"`). Its call to the inner service is
+/// record (the store down under `on_store_error = "pass-through"`, or no
+/// key in the body on an optional route that takes its key from a JSON
+/// field; a request without a key on a route keyed by a header or a path
+/// is passed through untouched, unmarked). Its call to the inner service is
 /// dropped when the route's `upstream_timeout` is up, so an inner service
 /// that bounds calls itself (the gateway's proxy does, for requests that
 /// pass through untouched) may leave such a request to the middleware.

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use idem_core::{
-    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, GlobalPolicy, OnConcurrent,
-    OnStoreError, Record, RecordId, RoutePolicy, RouteTable, Store, StoreError, Timestamp,
-    WriteError,
+    BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, GlobalPolicy, KeySource, Mode,
+    OnConcurrent, OnStoreError, Record, RecordId, RoutePolicy, RouteTable, Store, StoreError,
+    Timestamp, WriteError, json::JsonPointer,
 };
 use idem_middleware::{
     BoxError, Clock, Executions, IdempotencyConfig, IdempotencyLayer, RequestBody, UpstreamBounded,
@@ -58,6 +58,8 @@ struct Harness {
     /// Per call, in order: whether the request came marked
     /// `UpstreamBounded`.
     bounded: Arc<std::sync::Mutex<Vec<bool>>>,
+    /// Per call, in order: the `Idempotency-Key` values it came with.
+    keys: Arc<std::sync::Mutex<Vec<Vec<String>>>>,
 }
 
 type Body = RequestBody<Full<Bytes>>;
@@ -99,12 +101,17 @@ fn harness_on(
     let calls = Arc::new(AtomicUsize::new(0));
     let fences = Arc::new(std::sync::Mutex::new(Vec::new()));
     let bounded = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (c, f, b) = (calls.clone(), fences.clone(), bounded.clone());
+    let keys = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (c, f, b, k) = (calls.clone(), fences.clone(), bounded.clone(), keys.clone());
     let inner = service_fn(move |req: Request<Body>| {
         let n = c.fetch_add(1, Ordering::SeqCst) + 1;
         b.lock()
             .unwrap()
             .push(req.extensions().get::<UpstreamBounded>().is_some());
+        let sent = req.headers().get_all("idempotency-key").iter();
+        k.lock()
+            .unwrap()
+            .push(sent.map(|v| v.to_str().unwrap().to_owned()).collect());
         if let Some(fence) = req.headers().get("idempotency-fence") {
             f.lock()
                 .unwrap()
@@ -140,6 +147,7 @@ fn harness_on(
             calls,
             fences,
             bounded,
+            keys,
         },
         service,
     )
@@ -293,6 +301,72 @@ async fn only_requests_the_middleware_bounds_are_marked_bounded() {
         "forwarded past the failed store"
     );
     assert_eq!(*h.bounded.lock().unwrap(), [true]);
+
+    // An optional route keyed by a JSON field forwards a body without the
+    // field itself, bounded.
+    let by_field = RoutePolicy {
+        mode: Some(Mode::Optional),
+        key: KeySource::Json(JsonPointer::parse("/id").unwrap()),
+        ..RoutePolicy::default()
+    };
+    let (h, service) = harness(by_field, Behaviour::Answer);
+    send(&service, json_post(r#"{"amount":1}"#)).await;
+    send(&service, json_post(r#"{"id":"evt_1"}"#)).await;
+    assert_eq!(*h.bounded.lock().unwrap(), [true, true]);
+
+    // A mark put on by a layer outside the middleware is taken off.
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Answer);
+    let mut marked = Request::get("/v1/charges")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    marked.extensions_mut().insert(UpstreamBounded);
+    send(&service, marked).await;
+    assert_eq!(*h.bounded.lock().unwrap(), [false]);
+}
+
+fn json_post(body: &'static str) -> Request<Full<Bytes>> {
+    Request::post("/v1/charges")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap()
+}
+
+/// The upstream sees one `Idempotency-Key`, in its canonical form, whatever
+/// the client sent: the client's own header when it is that form already.
+#[tokio::test]
+async fn the_upstream_sees_the_key_in_one_canonical_form() {
+    let (h, service) = harness(RoutePolicy::default(), Behaviour::Answer);
+    send(&service, post("k-1")).await;
+    send(&service, post("\"k-2\"")).await;
+    send(&service, post("\"k 3\"")).await;
+    send(&service, post("  k-4\t")).await;
+    let seen = h.keys.lock().unwrap().clone();
+    assert_eq!(seen, [["k-1"], ["k-2"], ["\"k 3\""], ["k-4"]]);
+
+    // A key from a JSON field replaces whatever header the client sent,
+    // and two headers become one.
+    let by_field = RoutePolicy {
+        key: KeySource::Json(JsonPointer::parse("/id").unwrap()),
+        ..RoutePolicy::default()
+    };
+    let (h, service) = harness(by_field, Behaviour::Answer);
+    let mut other = json_post(r#"{"id":"evt_1"}"#);
+    other
+        .headers_mut()
+        .insert("idempotency-key", "evt_2".parse().unwrap());
+    send(&service, other).await;
+    let mut same = json_post(r#"{"id":"evt_3"}"#);
+    same.headers_mut()
+        .insert("idempotency-key", "evt_3".parse().unwrap());
+    send(&service, same).await;
+    let mut two = json_post(r#"{"id":"evt_4"}"#);
+    for _ in 0..2 {
+        two.headers_mut()
+            .append("idempotency-key", "evt_4".parse().unwrap());
+    }
+    send(&service, two).await;
+    let seen = h.keys.lock().unwrap().clone();
+    assert_eq!(seen, [["evt_1"], ["evt_3"], ["evt_4"]]);
 }
 
 #[test]

@@ -283,6 +283,30 @@ lease = "2s"
     assert_eq!(s.upstream.executions(), 2);
 }
 
+/// A request idem passes through untouched has no route deadline of the
+/// middleware's: the proxy's own bound (the longest `upstream_timeout` plus
+/// one second) is all that keeps it from hanging.
+#[tokio::test]
+async fn a_pass_through_request_is_bounded_by_the_proxy() {
+    let config = r#"
+upstream_timeout = "500ms"
+"#;
+    let s = Setup::new(Some(config), &[]).await;
+    let started = std::time::Instant::now();
+    let reply = s
+        .gateway
+        .request(Method::GET, "/v1/charges")
+        .header("x-delay-ms", "5000")
+        .send()
+        .await;
+    let waited = started.elapsed();
+    reply.assert_problem(504, "upstream-timeout-unrecorded");
+    assert!(
+        waited >= Duration::from_millis(1400) && waited < Duration::from_millis(4000),
+        "answered after {waited:?}, not after the proxy's 1.5 s"
+    );
+}
+
 #[tokio::test]
 async fn pass_through_on_store_error_is_an_explicit_opt_out() {
     let s = Setup::plain().await;
