@@ -34,7 +34,7 @@
 //! behind, and the last lane only when the queue is empty. Every lane
 //! started eagerly would send each operation that arrives while another
 //! batch runs in a batch of its own: more round trips, smaller batches, and
-//! on a busy server less done (measured in `docs/performance.md`).
+//! on a busy server less done (measured in `docs/performance-history.md`).
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;

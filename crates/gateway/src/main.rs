@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 /// the stored response) and frees them on other threads' time; mimalloc's
 /// thread-local free lists do that in a fraction of glibc malloc's
 /// instructions (measured with callgrind on the keyed path, see
-/// docs/performance.md). Only the binary chooses an allocator: the library
+/// docs/performance-history.md). Only the binary chooses an allocator: the library
 /// crates leave that to whoever embeds them.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -53,7 +53,7 @@
 //! those operations join the next batch. On the benchmark's fresh keys
 //! (the gateway pinned to one core, 32 connections) this took the
 //! operations per sync from ~13 to ~30 and the requests per second up by a
-//! fifth (docs/performance.md). Where nothing else waits for the core, the
+//! fifth (docs/performance-history.md). Where nothing else waits for the core, the
 //! yield returns at once.
 
 use std::io;

@@ -6,7 +6,7 @@
 //! checkout against a connection attempt it builds and drops, and formats
 //! a `Host` header per request. With one upstream none of that is needed:
 //! on the pass-through path it was a fifth of the gateway's own
-//! instructions per request (docs/performance.md, tenth session). This
+//! instructions per request (docs/performance-history.md, tenth session). This
 //! pool is a locked stack of ready connections.
 
 use std::sync::{Arc, Mutex, PoisonError};
