@@ -29,6 +29,27 @@ pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// What the report says about the `idem` binary it ran: its path, size and
+/// modification time. The revision alone cannot tell a build of that
+/// revision from one of an experiment left in the target directory and run
+/// with `--no-build`; a time later than the reader's last build can.
+pub(crate) fn describe(path: &Path) -> String {
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let modified = meta
+                .modified()
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+                .unwrap_or_else(|_| "unknown".to_owned());
+            format!(
+                "`{}`, {} bytes, modified {modified}",
+                path.display(),
+                meta.len()
+            )
+        }
+        Err(error) => format!("`{}` ({error})", path.display()),
+    }
+}
+
 /// Whether this driver is a release build (and so builds the others so).
 pub(crate) fn release() -> bool {
     !cfg!(debug_assertions)
@@ -93,4 +114,22 @@ pub(crate) fn build(skip: bool, idem: Option<&Path>) -> anyhow::Result<Binaries>
         upstream: find("idem-bench-upstream")?,
         loadgen: find("idem-loadgen")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_is_described_by_size_and_time_and_a_missing_one_by_its_error() {
+        let here = workspace_root().join("Cargo.toml");
+        let size = std::fs::metadata(&here).unwrap().len();
+        let described = describe(&here);
+        assert!(
+            described.contains(&format!("{size} bytes, modified 20")),
+            "{described}"
+        );
+        let missing = describe(Path::new("/nonexistent/idem"));
+        assert!(missing.contains("No such file"), "{missing}");
+    }
 }

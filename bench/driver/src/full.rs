@@ -185,6 +185,7 @@ fn finish(
         started: setup.stamp.clone(),
         command: setup.command,
         revision: machine::git_revision(),
+        idem_binary: binaries::describe(&setup.ctx.bins.idem),
         profile: if binaries::release() {
             "release"
         } else {

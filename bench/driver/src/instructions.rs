@@ -20,7 +20,7 @@
 //! What it does not count: time in the kernel (the sockets, `fsync`), time
 //! waiting, and the cost of cache misses. It is not a substitute for the
 //! full run's ratios, only a steadier view of idem's own work. Under
-//! valgrind, SHA-256 runs its portable code (about 21,000 instructions per
+//! valgrind, SHA-256 runs its portable code (about 24,000 instructions per
 //! keyed request here), where the CPU would use its SHA extensions; the
 //! table shows those instructions apart, and the counts without them.
 
@@ -327,10 +327,11 @@ fn sum_of_function(annotated: &str, name: &str) -> u64 {
 
 fn render(counted: &[Counted], ctx: &Ctx) -> String {
     let revision = machine::git_revision();
+    let binary = binaries::describe(&ctx.bins.idem);
     let mut md = String::from("# idem instructions per request (callgrind)\n\n");
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     md.push_str(&format!(
-        "- command: `{command}`\n- revision: {revision}\n\
+        "- command: `{command}`\n- revision: {revision}\n- idem binary: {binary}\n\
          - load: {} keep-alive connections, {} s warm-up, then {} s counted\n\
          - gateway: one worker thread, under `valgrind --tool=callgrind`\n\n",
         ctx.load.connections,

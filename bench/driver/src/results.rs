@@ -140,6 +140,8 @@ pub(crate) struct Results {
     pub(crate) started: String,
     pub(crate) command: String,
     pub(crate) revision: String,
+    /// The `idem` binary measured: path, size, modification time.
+    pub(crate) idem_binary: String,
     pub(crate) profile: &'static str,
     pub(crate) machine_before: Machine,
     /// The loopback round trips between two processes, measured before

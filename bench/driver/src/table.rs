@@ -39,6 +39,7 @@ fn header(out: &mut String, r: &Results) {
     }
     let _ = writeln!(out, "- command: `{}`", r.command);
     let _ = writeln!(out, "- revision: {} ({} build)", r.revision, r.profile);
+    let _ = writeln!(out, "- idem binary: {}", r.idem_binary);
     let _ = writeln!(
         out,
         "- machine: {} cores, {}, Linux {}",
