@@ -3,28 +3,30 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use idem_middleware::{BoxError, Idempotency, Problem, UpstreamNotReached};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
+use crate::head_deadline::{Idleness, Served, within_head_deadline};
 use crate::proxy::{Proxy, ProxyTimeout};
 
 /// Accepts connections until `shutdown` resolves, then closes the listener
 /// (new connections are refused from that moment) and returns the handle
 /// on the connections still open, for the caller to drain.
 ///
-/// A client gets `client_timeout` to send each request head (hyper closes
-/// the connection otherwise; that includes an idle keep-alive connection
-/// waiting for its next request), so that slow or idle clients cannot hold
-/// connections for as long as they like. (Keyed bodies are bounded by the
-/// middleware, with the same setting.)
+/// A client gets `client_timeout` to send each request head (the connection
+/// is closed otherwise; that includes an idle keep-alive connection waiting
+/// for its next request), so that slow or idle clients cannot hold
+/// connections for as long as they like: see [`crate::head_deadline`].
+/// (Keyed bodies are bounded by the middleware, with the same setting.)
 pub(crate) async fn serve(
     listener: TcpListener,
     service: Idempotency<Proxy>,
@@ -33,8 +35,9 @@ pub(crate) async fn serve(
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(client_timeout);
+    // The head deadline is kept per connection by `within_head_deadline`;
+    // hyper's own would start a timer for every request.
+    http.header_read_timeout(None);
     tokio::pin!(shutdown);
     loop {
         let (stream, _peer) = tokio::select! {
@@ -52,22 +55,30 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = service.clone();
-        let handler = service_fn(move |request: http::Request<Incoming>| {
-            let mut service = service.clone();
-            async move {
-                Ok::<_, Infallible>(match service.call(request).await {
-                    Ok(response) => response,
-                    Err(error) => pass_through_error(error),
-                })
-            }
-        });
+        let idleness = Idleness::new();
+        let handler = {
+            let idleness = Arc::clone(&idleness);
+            service_fn(move |request: http::Request<Incoming>| {
+                let serving = idleness.serving();
+                let mut service = service.clone();
+                async move {
+                    let response = match service.call(request).await {
+                        Ok(response) => response,
+                        Err(error) => pass_through_error(error),
+                    };
+                    Ok::<_, Infallible>(response.map(|body| Served::new(body, serving)))
+                }
+            })
+        };
         let connection = http.serve_connection(TokioIo::new(stream), handler);
         // Watched: on shutdown, the connection finishes the request it is
         // serving (if any) and closes instead of waiting for another.
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            match within_head_deadline(connection, idleness, client_timeout).await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => tracing::debug!(%error, "connection ended with an error"),
+                None => tracing::debug!("client too slow with a request head; connection closed"),
             }
         });
     }

@@ -11,6 +11,7 @@ mod batching;
 pub mod cli;
 pub mod config;
 pub mod demo;
+mod head_deadline;
 pub mod keys;
 pub mod logging;
 mod proxy;

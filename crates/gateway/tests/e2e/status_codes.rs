@@ -341,6 +341,74 @@ async fn slow_client(gateway: &Gateway, bytes: &[u8]) -> (String, Duration) {
 }
 
 #[tokio::test]
+async fn idle_and_trickling_connections_are_closed_after_client_timeout() {
+    let s = Setup::new(None, &["--client-timeout", "500ms"]).await;
+    // A keep-alive connection that got its answer and sends nothing more.
+    let (answer, took) = slow_client(
+        &s.gateway,
+        b"POST /v1/anything HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(took >= Duration::from_millis(450), "closed early: {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+
+    // A head sent a byte at a time, each well within the timeout: the
+    // head as a whole is late, and the connection is closed.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(s.gateway.addr)
+        .await
+        .unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let started = std::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        let head = format!(
+            "POST /v1/charges HTTP/1.1\r\nx-pad: {}\r\n",
+            "p".repeat(200)
+        );
+        for byte in head.as_bytes() {
+            if write.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), read.read_to_end(&mut answer));
+    let _ = closed
+        .await
+        .expect("the gateway closes a trickling connection");
+    let took = started.elapsed();
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    assert!(took >= Duration::from_millis(450), "closed early: {took:?}");
+    assert!(took < Duration::from_secs(2), "closed late: {took:?}");
+    trickle.abort();
+    assert_eq!(s.upstream.executions(), 1);
+}
+
+#[tokio::test]
+async fn client_timeout_does_not_cut_a_slow_upstream_or_a_stalled_response() {
+    let s = Setup::new(None, &["--client-timeout", "500ms"]).await;
+    let slow = s
+        .gateway
+        .post("/v1/anything")
+        .header("x-delay-ms", "1200")
+        .json("{}")
+        .send()
+        .await;
+    assert_eq!(slow.status, 201);
+    let stalled = s
+        .gateway
+        .post("/v1/anything")
+        .header("x-stall-ms", "1200")
+        .json("{}")
+        .send()
+        .await;
+    assert_eq!(stalled.status, 201);
+    assert!(stalled.text().ends_with("tail"), "{}", stalled.text());
+}
+
+#[tokio::test]
 async fn slow_clients_are_cut_off_after_client_timeout() {
     let s = Setup::new(None, &["--client-timeout", "500ms"]).await;
     // Half a request head: the connection is closed.
