@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::head_deadline::Served;
 use http::header::{self, HeaderName};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
@@ -29,7 +30,7 @@ pub(crate) use body::UpstreamBody;
 use pool::Pool;
 
 /// The body the proxy sends upstream.
-pub(crate) type ProxyBody = RequestBody<Incoming>;
+pub(crate) type ProxyBody = RequestBody<Served<Incoming>>;
 
 /// Forwards requests to one upstream.
 #[derive(Clone)]

@@ -356,11 +356,13 @@ async fn idle_and_trickling_connections_are_closed_after_client_timeout() {
     // A head sent a byte at a time, each well within the timeout: the
     // head as a whole is late, and the connection is closed.
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Timed from before the connect: the gateway's clock starts at its
+    // accept, which may come first.
+    let started = std::time::Instant::now();
     let stream = tokio::net::TcpStream::connect(s.gateway.addr)
         .await
         .unwrap();
     let (mut read, mut write) = stream.into_split();
-    let started = std::time::Instant::now();
     let trickle = tokio::spawn(async move {
         let head = format!(
             "POST /v1/charges HTTP/1.1\r\nx-pad: {}\r\n",

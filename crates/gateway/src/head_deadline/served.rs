@@ -1,0 +1,112 @@
+//! Request and response bodies that keep their request counted as being
+//! served until they end.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+
+use super::idleness::Serving;
+
+/// A body that holds its request's [`Serving`] guard until it ends or is
+/// dropped: a response still being sent, or a request body still arriving,
+/// keeps the connection's clock stopped.
+pub(crate) struct Served<B> {
+    body: B,
+    serving: Option<Serving>,
+}
+
+impl<B> Served<B> {
+    pub(crate) fn new(body: B, serving: Serving) -> Self {
+        Self {
+            body,
+            serving: Some(serving),
+        }
+    }
+}
+
+impl<B> Body for Served<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            // Ended: the clock may start from now, even if whoever holds
+            // this body keeps it a while longer.
+            this.serving = None;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, Full};
+    use tokio::time::Instant;
+
+    use super::super::idleness::Idleness;
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_counts_as_served_until_it_ends() {
+        let idleness = Idleness::new();
+        let mut body = Served::new(Full::new(Bytes::from_static(b"ok")), idleness.serving());
+        tokio::time::sleep(TIMEOUT * 2).await;
+        let frame = body.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "ok");
+        let now = Instant::now();
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, now),
+            Some(now + TIMEOUT),
+            "not ended yet"
+        );
+        assert!(body.frame().await.is_none());
+        let ended = Instant::now();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, Instant::now()),
+            Some(ended + TIMEOUT),
+            "the next head is due a full timeout after the body ended"
+        );
+        drop(body);
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, Instant::now()),
+            Some(ended + TIMEOUT),
+            "counted once"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_dropped_unread_stops_counting() {
+        let idleness = Idleness::new();
+        let body = Served::new(Full::new(Bytes::from_static(b"ok")), idleness.serving());
+        tokio::time::sleep(TIMEOUT * 2).await;
+        drop(body);
+        let dropped = Instant::now();
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, dropped),
+            Some(dropped + TIMEOUT)
+        );
+    }
+}
