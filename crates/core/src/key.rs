@@ -96,7 +96,7 @@ impl IdempotencyKey {
     /// have it replaced.
     pub fn is_forwarded_as(&self, value: &[u8]) -> bool {
         let key = self.0.as_bytes();
-        if key.iter().copied().all(is_bare_char) {
+        if all_bare(key) {
             return value == key;
         }
         // The quoted form, compared without building it.
@@ -119,7 +119,7 @@ impl IdempotencyKey {
     /// The key as it is forwarded upstream: a bare token where the value
     /// allows one (what most APIs expect), else a quoted sf-string.
     pub fn to_header_value(&self) -> String {
-        if self.0.bytes().all(is_bare_char) {
+        if all_bare(self.0.as_bytes()) {
             return self.0.clone();
         }
         let mut out = String::with_capacity(self.0.len() + 2);
@@ -146,6 +146,13 @@ fn is_bare_char(b: u8) -> bool {
     (0x21..=0x7e).contains(&b) && b != b'"'
 }
 
+/// Whether every byte is a bare key character. Written as a fold, not a
+/// short-circuiting `all`, so that the compiler checks many bytes at once:
+/// keys are short, and nearly all of them are bare.
+fn all_bare(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |bare, &b| bare & is_bare_char(b))
+}
+
 fn trim_ows(mut v: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = v {
         v = rest;
@@ -160,7 +167,7 @@ fn parse_bare(raw: &[u8]) -> Result<String, KeyError> {
     if raw.is_empty() {
         return Err(KeyError::Empty);
     }
-    if !raw.iter().copied().all(is_bare_char) {
+    if !all_bare(raw) {
         return Err(KeyError::Malformed(
             "a bare key may only contain visible ASCII characters other than '\"'",
         ));

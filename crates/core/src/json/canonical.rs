@@ -62,7 +62,7 @@ fn write(doc: &Document<'_>, index: u32, out: &mut Vec<u8>) -> Result<(), JsonEr
                 // Re-scan the validated literal, writing as it decodes; this
                 // cannot fail, but an error is passed on rather than assumed
                 // away.
-                string::scan(doc.input(), start as usize, &mut Canonical(out))?;
+                string::scan(doc.input(), start as usize, &mut Canonical(out), false)?;
             } else {
                 // Without escapes, the raw contents are already canonical:
                 // the parser refused raw `"`, `\` and control characters.

@@ -9,6 +9,10 @@
 ///
 /// `text/json`, `application/jsonp` and `application/+json` are not JSON.
 pub fn is_json_content_type(value: &[u8]) -> bool {
+    // What nearly every client sends, answered without parsing.
+    if value == b"application/json" || value == b"application/json; charset=utf-8" {
+        return true;
+    }
     let essence = match value.iter().position(|&b| b == b';') {
         Some(semicolon) => &value[..semicolon],
         None => value,

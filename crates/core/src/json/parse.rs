@@ -86,6 +86,10 @@ impl<'a> Document<'a> {
         }
         let mut parser = Parser {
             input,
+            // One check of the whole input, rather than one per string; an
+            // input that fails it is checked string by string instead, so
+            // that its error names the first problem in input order.
+            utf8: std::str::from_utf8(input).is_ok(),
             pos: 0,
             // A rough guess that avoids most regrowth for typical bodies
             // without reserving much for large ones.
@@ -154,6 +158,8 @@ fn key_bytes<'k>(input: &'k [u8], keys: &'k str, member: &Member) -> &'k [u8] {
 
 struct Parser<'a> {
     input: &'a [u8],
+    /// Whether `input` is valid UTF-8 as a whole.
+    utf8: bool,
     pos: usize,
     nodes: Vec<Node>,
     members: Vec<Member>,
@@ -194,7 +200,7 @@ impl Parser<'_> {
             Some(b'[') => self.array(depth + 1),
             Some(b'"') => {
                 let start = self.pos + 1;
-                let scanned = string::scan(self.input, start, &mut ())?;
+                let scanned = string::scan(self.input, start, &mut (), self.utf8)?;
                 self.nodes.push(Node::String {
                     start: Self::at(start),
                     end: Self::at(scanned.end),
@@ -361,13 +367,13 @@ impl Parser<'_> {
     fn key(&mut self) -> Result<Member, JsonError> {
         let offset = self.pos;
         let start = offset + 1;
-        let scanned = string::scan(self.input, start, &mut ())?;
+        let scanned = string::scan(self.input, start, &mut (), self.utf8)?;
         self.pos = scanned.end + 1;
         let (key_start, key_end) = if scanned.escaped {
             // Escaped keys are rare; decode them in a second pass (which
             // cannot fail now) rather than decode every key speculatively.
             let decoded_start = self.keys.len();
-            string::scan(self.input, start, &mut self.keys)?;
+            string::scan(self.input, start, &mut self.keys, self.utf8)?;
             (decoded_start, self.keys.len())
         } else {
             (start, scanned.end)

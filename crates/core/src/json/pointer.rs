@@ -96,7 +96,7 @@ impl JsonPointer {
             } => {
                 let mut value = String::with_capacity((end - start) as usize);
                 if escaped {
-                    string::scan(doc.input(), start as usize, &mut value)?;
+                    string::scan(doc.input(), start as usize, &mut value, false)?;
                 } else {
                     // Validated by the parser; the lossy conversion never
                     // replaces anything here, it only avoids a panic path.

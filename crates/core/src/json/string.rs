@@ -12,6 +12,9 @@ use super::JsonError;
 
 /// Receives the decoded contents of a string literal, in order.
 pub(super) trait Sink {
+    /// Whether the sink reads the runs' text. A validating sink does not,
+    /// which spares re-checking runs of an input already known to be UTF-8.
+    const READS_TEXT: bool = true;
     /// A run of literal characters copied from the input. The scanner
     /// guarantees that it contains no `"`, `\` or control character (those
     /// end a run), which is what lets the canonical sink copy it verbatim.
@@ -22,6 +25,7 @@ pub(super) trait Sink {
 
 /// Validation only.
 impl Sink for () {
+    const READS_TEXT: bool = false;
     fn run(&mut self, _: &str) {}
     fn escaped(&mut self, _: char) {}
 }
@@ -60,8 +64,16 @@ pub(super) struct Scanned {
 }
 
 /// Scans the string literal whose contents start at `start` (just after the
-/// opening quote), feeding its decoded value to `sink`.
-pub(super) fn scan(input: &[u8], start: usize, sink: &mut impl Sink) -> Result<Scanned, JsonError> {
+/// opening quote), feeding its decoded value to `sink`. `utf8` says that
+/// the whole input is known to be valid UTF-8 (the parser checks it once,
+/// up front, which costs less than checking a small document's many short
+/// runs one by one).
+pub(super) fn scan<S: Sink>(
+    input: &[u8],
+    start: usize,
+    sink: &mut S,
+    utf8: bool,
+) -> Result<Scanned, JsonError> {
     let mut i = start;
     let mut run = start;
     let mut escaped = false;
@@ -77,10 +89,12 @@ pub(super) fn scan(input: &[u8], start: usize, sink: &mut impl Sink) -> Result<S
         let b = input.get(i).copied();
         // The run ends here. Validate it before reporting anything about the
         // byte that ended it, so that errors come in input order.
-        let literal = std::str::from_utf8(input.get(run..i).unwrap_or_default())
-            .map_err(|e| JsonError::new(run + e.valid_up_to(), "invalid UTF-8 in string"))?;
-        if !literal.is_empty() {
-            sink.run(literal);
+        if S::READS_TEXT || !utf8 {
+            let literal = std::str::from_utf8(input.get(run..i).unwrap_or_default())
+                .map_err(|e| JsonError::new(run + e.valid_up_to(), "invalid UTF-8 in string"))?;
+            if !literal.is_empty() {
+                sink.run(literal);
+            }
         }
         match b {
             Some(b'"') => return Ok(Scanned { end: i, escaped }),
@@ -221,14 +235,21 @@ mod tests {
     /// Scans `literal` (quotes included) and renders the decoded value, the
     /// canonical contents, and whether it had escapes, or the error.
     fn check(literal: &[u8], expected: &str) {
-        let actual = match scan(literal, 1, &mut ()) {
+        let utf8 = std::str::from_utf8(literal).is_ok();
+        let scanned = scan(literal, 1, &mut (), false);
+        assert_eq!(
+            scan(literal, 1, &mut (), utf8),
+            scanned,
+            "the whole literal known to be UTF-8 or not, the outcome is the same"
+        );
+        let actual = match scanned {
             Err(e) => e.to_string(),
             Ok(scanned) => {
                 let mut value = String::new();
-                let again = scan(literal, 1, &mut value);
+                let again = scan(literal, 1, &mut value, utf8);
                 assert_eq!(again, Ok(scanned), "second scan differs");
                 let mut canonical = Vec::new();
-                scan(literal, 1, &mut Canonical(&mut canonical)).unwrap();
+                scan(literal, 1, &mut Canonical(&mut canonical), false).unwrap();
                 let mut recanonical = Vec::new();
                 write_canonical(value.as_bytes(), &mut recanonical);
                 assert_eq!(canonical, recanonical, "two canonical writers disagree");
