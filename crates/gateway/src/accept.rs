@@ -15,7 +15,7 @@ use idem_middleware::{BoxError, Idempotency, Problem, UpstreamNotReached};
 use tokio::net::TcpListener;
 use tower_service::Service;
 
-use crate::head_deadline::{Idleness, Served, WriteWatched, within_head_deadline};
+use crate::head_deadline::{Idleness, Progressing, Served, WriteWatched, within_head_deadline};
 use crate::proxy::{Proxy, ProxyTimeout};
 
 /// Accepts connections until `shutdown` resolves, then closes the listener
@@ -60,7 +60,7 @@ pub(crate) async fn serve(
             let idleness = Arc::clone(&idleness);
             service_fn(move |request: http::Request<Incoming>| {
                 let serving = idleness.serving();
-                let request = request.map(|body| Served::new(body, idleness.serving()));
+                let request = request.map(|body| Progressing::new(body, Arc::clone(&idleness)));
                 let mut service = service.clone();
                 async move {
                     let response = match service.call(request).await {

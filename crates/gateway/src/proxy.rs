@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use crate::head_deadline::Served;
+use crate::head_deadline::Progressing;
 use http::header::{self, HeaderName};
 use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, HeaderValue, Request, Response, Uri};
@@ -30,7 +30,7 @@ pub(crate) use body::UpstreamBody;
 use pool::Pool;
 
 /// The body the proxy sends upstream.
-pub(crate) type ProxyBody = RequestBody<Served<Incoming>>;
+pub(crate) type ProxyBody = RequestBody<Progressing<Incoming>>;
 
 /// Forwards requests to one upstream.
 #[derive(Clone)]

@@ -40,8 +40,20 @@ impl Idleness {
     /// Counts a request as being served until the returned guard is
     /// dropped.
     pub(crate) fn serving(self: &Arc<Self>) -> Serving {
-        self.state.fetch_add(ONE_SERVING, Ordering::AcqRel);
+        let before = self.state.fetch_add(ONE_SERVING, Ordering::AcqRel);
+        // HTTP/1 serves one request at a time: a handful of guards at most.
+        debug_assert!(before >> SINCE_BITS < 0xFFFF, "serving count overflow");
         Serving(Arc::clone(self))
+    }
+
+    /// Notes that the client sent part of a request body: if nothing is
+    /// being served (the response went out before the upload ended), the
+    /// clock starts again from now, so that an upload still arriving keeps
+    /// its connection and one that stalls for `client_timeout` does not.
+    pub(crate) fn received(&self) {
+        if self.state.load(Ordering::Acquire) < ONE_SERVING {
+            self.restart_if_idle();
+        }
     }
 
     /// When the connection must close unless something changes by then:
@@ -68,13 +80,20 @@ impl Idleness {
         }
         self.write_stuck.store(!completed, Ordering::Release);
         if completed {
-            let now = self.micros_now();
-            let _ = self
-                .state
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
-                    (state < ONE_SERVING).then_some(now)
-                });
+            self.restart_if_idle();
         }
+    }
+
+    /// Starts the clock again from now, unless something is being served.
+    fn restart_if_idle(&self) {
+        let now = self.micros_now();
+        let _ = self
+            .state
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |state| {
+                // Never backwards: a guard dropped on another thread after
+                // `now` was read has stored a later time.
+                (state < ONE_SERVING).then_some(now.max(state))
+            });
     }
 
     /// Microseconds since `origin`, saturated to what the state word holds.
@@ -174,6 +193,28 @@ mod tests {
             idleness.next_deadline(TIMEOUT, Instant::now()),
             Some(flushed + TIMEOUT),
             "the clock runs from the end of the stuck write"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_still_arriving_restarts_the_clock_only_when_idle() {
+        let idleness = Idleness::new();
+        let serving = idleness.serving();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        idleness.received();
+        drop(serving);
+        let answered = Instant::now();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, Instant::now()),
+            Some(answered + TIMEOUT),
+            "while serving, a frame does not move the clock"
+        );
+        idleness.received();
+        let received = Instant::now();
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, received),
+            Some(received + TIMEOUT)
         );
     }
 

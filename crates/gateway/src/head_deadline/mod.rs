@@ -6,19 +6,21 @@
 //! ~36,000 idem spends on a pass-through request (docs/performance.md).
 //! [`within_head_deadline`] keeps the limit with one sleep per connection,
 //! moved only when it fires (every `client_timeout` at most); a request
-//! pays two counter updates per body and one clock read instead.
+//! pays a few atomic operations and one clock read instead.
 //!
 //! The limit: from the moment the connection is accepted, or has nothing
 //! left to do for its last request, the client has `client_timeout` to
 //! complete its next request head (an idle keep-alive connection included);
 //! otherwise the connection is closed without an answer, as hyper did.
 //! "Nothing left to do" means that the request's handler has returned, its
-//! request and response bodies have ended or been dropped ([`Served`]), and
-//! no write to the client is stuck ([`WriteWatched`]): a slow upload, a
-//! slow upstream, a response streamed slowly, and a client slowly taking
-//! the end of a response all stop the clock. (hyper's own timer ran during
-//! that last flush on keep-alive connections; a client that stops reading
-//! altogether holds its connection, as it did with hyper.)
+//! response body has ended or been dropped ([`Served`]), and no write to
+//! the client is stuck ([`WriteWatched`]): a slow upstream, a response
+//! streamed slowly, and a client slowly taking the end of a response all
+//! stop the clock. A request body still arriving after its response
+//! restarts the clock with each frame ([`Progressing`]), so an upload that
+//! goes on is kept and one that stalls is cut off. (hyper's own timer ran
+//! during the last flush on keep-alive connections; a client that stops
+//! reading altogether holds its connection, as it did with hyper.)
 
 mod idleness;
 mod io;
@@ -34,7 +36,7 @@ use tokio::time::{Instant, Sleep};
 
 pub(crate) use idleness::Idleness;
 pub(crate) use io::WriteWatched;
-pub(crate) use served::Served;
+pub(crate) use served::{Progressing, Served};
 
 /// Runs `connection` until it ends, or until its client has been idle or
 /// mid-head for `timeout`; returns `None` then, having dropped (and so

@@ -1,5 +1,6 @@
-//! Request and response bodies that keep their request counted as being
-//! served until they end.
+//! Bodies that tell the connection's clock about themselves: a response
+//! keeps its request counted as served until it ends; a request body's
+//! frames count as the client's progress.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -7,11 +8,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use super::idleness::Serving;
+use std::sync::Arc;
 
-/// A body that holds its request's [`Serving`] guard until it ends or is
-/// dropped: a response still being sent, or a request body still arriving,
-/// keeps the connection's clock stopped.
+use super::idleness::{Idleness, Serving};
+
+/// A response body that holds its request's [`Serving`] guard until it
+/// ends or is dropped: a response still being sent keeps the connection's
+/// clock stopped.
 pub(crate) struct Served<B> {
     body: B,
     serving: Option<Serving>,
@@ -56,6 +59,51 @@ where
     }
 }
 
+/// A request body whose frames restart the connection's clock when
+/// nothing else holds it: an upload that goes on after its response keeps
+/// the connection while it keeps arriving. Unlike a [`Served`] guard, it
+/// never stops the clock, so an upload that stalls after an early response
+/// is still cut off after `client_timeout` (the upstream connection holding
+/// it then gets the error).
+pub(crate) struct Progressing<B> {
+    body: B,
+    idleness: Arc<Idleness>,
+}
+
+impl<B> Progressing<B> {
+    pub(crate) fn new(body: B, idleness: Arc<Idleness>) -> Self {
+        Self { body, idleness }
+    }
+}
+
+impl<B> Body for Progressing<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(Some(Ok(_)))) {
+            this.idleness.received();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -63,7 +111,6 @@ mod tests {
     use http_body_util::{BodyExt, Full};
     use tokio::time::Instant;
 
-    use super::super::idleness::Idleness;
     use super::*;
 
     const TIMEOUT: Duration = Duration::from_secs(10);
@@ -108,5 +155,24 @@ mod tests {
             idleness.next_deadline(TIMEOUT, dropped),
             Some(dropped + TIMEOUT)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_upload_frame_after_the_response_restarts_the_clock() {
+        let idleness = Idleness::new();
+        let mut upload = Progressing::new(
+            Full::new(Bytes::from_static(b"part")),
+            Arc::clone(&idleness),
+        );
+        tokio::time::sleep(TIMEOUT * 2).await;
+        assert_eq!(
+            idleness.next_deadline(TIMEOUT, Instant::now()),
+            None,
+            "late, before the frame"
+        );
+        let frame = upload.frame().await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "part");
+        let now = Instant::now();
+        assert_eq!(idleness.next_deadline(TIMEOUT, now), Some(now + TIMEOUT));
     }
 }
