@@ -90,7 +90,11 @@ fn write(doc: &Document<'_>, index: u32, out: &mut Vec<u8>) -> Result<(), JsonEr
                     out.push(b',');
                 }
                 out.push(b'"');
-                string::write_canonical(doc.key(member), out);
+                if member.key_escaped() {
+                    string::write_canonical(doc.key(member), out);
+                } else {
+                    out.extend_from_slice(doc.key(member));
+                }
                 out.extend_from_slice(b"\":");
                 write(doc, member.value, out)?;
             }

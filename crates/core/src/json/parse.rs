@@ -65,6 +65,15 @@ pub(super) struct Member {
     pub(super) value: u32,
 }
 
+impl Member {
+    /// Whether the key was written with escapes. Without any, its raw
+    /// bytes are its value, and already in canonical escaping: the parser
+    /// refused raw `"`, `\` and control characters.
+    pub(super) const fn key_escaped(&self) -> bool {
+        self.key_decoded
+    }
+}
+
 /// A validated document.
 #[derive(Debug)]
 pub(super) struct Document<'a> {

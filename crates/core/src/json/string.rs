@@ -81,11 +81,7 @@ pub(super) fn scan<S: Sink>(
         // The hot loop: skip plain bytes, ASCII or not, to the next byte
         // that ends a run. UTF-8 is checked per run below, where std's
         // validator is much faster than a byte-at-a-time state machine here.
-        let rest = input.get(i..).unwrap_or_default();
-        i += rest
-            .iter()
-            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
-            .unwrap_or(rest.len());
+        i += plain_run_len(input.get(i..).unwrap_or_default());
         let b = input.get(i).copied();
         // The run ends here. Validate it before reporting anything about the
         // byte that ended it, so that errors come in input order.
@@ -109,6 +105,38 @@ pub(super) fn scan<S: Sink>(
             None => return Err(JsonError::new(i, "unterminated string")),
         }
     }
+}
+
+/// The length of the run of bytes at the start of `bytes` that end no run:
+/// neither `"`, `\\` nor a control character. Eight bytes at a time, since
+/// most of a string literal is such bytes: a byte of a word is flagged when
+/// it is below 0x20 or equal to either character. (The borrow these
+/// subtractions propagate can only flag bytes after a true match, so the
+/// lowest flag is always the first byte that ends the run.)
+fn plain_run_len(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    /// Flags (in each byte's high bit) the bytes of `x` below `n` (n <= 0x80).
+    const fn below(x: u64, n: u8) -> u64 {
+        x.wrapping_sub(ONES * n as u64) & !x & HIGHS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut len = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let flags = below(x, 0x20) | below(x ^ (ONES * 0x22), 1) | below(x ^ (ONES * 0x5c), 1);
+        if flags != 0 {
+            return len + (flags.trailing_zeros() / 8) as usize;
+        }
+        len += 8;
+    }
+    let rest = chunks.remainder();
+    len + rest
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .unwrap_or(rest.len())
 }
 
 /// Decodes the escape whose backslash is at `i`; returns the character and
@@ -231,6 +259,34 @@ fn write_canonical_char(c: char, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn plain_run_len_byte_by_byte(bytes: &[u8]) -> usize {
+        bytes
+            .iter()
+            .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .unwrap_or(bytes.len())
+    }
+
+    proptest! {
+        #[test]
+        fn plain_runs_are_measured_as_byte_by_byte(bytes in proptest::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert_eq!(plain_run_len(&bytes), plain_run_len_byte_by_byte(&bytes));
+        }
+
+        #[test]
+        fn plain_runs_end_at_the_first_special_byte(
+            plain in proptest::collection::vec(0x20u8..=0xff, 0..30),
+            special in prop_oneof![0u8..0x20, Just(b'"'), Just(b'\\')],
+            after in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            let plain: Vec<u8> = plain.into_iter().filter(|&b| b != b'"' && b != b'\\').collect();
+            let mut bytes = plain.clone();
+            bytes.push(special);
+            bytes.extend_from_slice(&after);
+            prop_assert_eq!(plain_run_len(&bytes), plain.len());
+        }
+    }
 
     /// Scans `literal` (quotes included) and renders the decoded value, the
     /// canonical contents, and whether it had escapes, or the error.
