@@ -3,35 +3,38 @@
 //! frames count as the client's progress.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-use std::sync::Arc;
-
 use super::idleness::{Idleness, Serving};
 
-/// A response body that holds its request's [`Serving`] guard until it
-/// ends or is dropped: a response still being sent keeps the connection's
-/// clock stopped.
-pub(crate) struct Served<B> {
+/// What a body's poll gave, as far as the clock cares.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// A frame.
+    Frame,
+    /// The end, or an error (which ends the body too).
+    Ended,
+}
+
+/// Told about each frame and the end of the body it watches.
+pub(crate) trait Watcher {
+    fn saw(&mut self, polled: Polled);
+}
+
+/// A body that tells its watcher what each poll gave.
+pub(crate) struct Watched<B, W> {
     body: B,
-    serving: Option<Serving>,
+    watcher: W,
 }
 
-impl<B> Served<B> {
-    pub(crate) fn new(body: B, serving: Serving) -> Self {
-        Self {
-            body,
-            serving: Some(serving),
-        }
-    }
-}
-
-impl<B> Body for Served<B>
+impl<B, W> Body for Watched<B, W>
 where
     B: Body<Data = Bytes> + Unpin,
+    W: Watcher + Unpin,
 {
     type Data = Bytes;
     type Error = B::Error;
@@ -42,10 +45,10 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
-            // Ended: the clock may start from now, even if whoever holds
-            // this body keeps it a while longer.
-            this.serving = None;
+        match &polled {
+            Poll::Ready(Some(Ok(_))) => this.watcher.saw(Polled::Frame),
+            Poll::Ready(None | Some(Err(_))) => this.watcher.saw(Polled::Ended),
+            Poll::Pending => {}
         }
         polled
     }
@@ -56,6 +59,30 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+/// A response body that holds its request's [`Serving`] guard until it
+/// ends or is dropped: a response still being sent keeps the connection's
+/// clock stopped.
+pub(crate) type Served<B> = Watched<B, Option<Serving>>;
+
+impl Watcher for Option<Serving> {
+    fn saw(&mut self, polled: Polled) {
+        if polled == Polled::Ended {
+            // The clock may start from now, even if whoever holds this
+            // body keeps it a while longer.
+            *self = None;
+        }
+    }
+}
+
+impl<B> Served<B> {
+    pub(crate) fn new(body: B, serving: Serving) -> Self {
+        Self {
+            body,
+            watcher: Some(serving),
+        }
     }
 }
 
@@ -65,42 +92,22 @@ where
 /// never stops the clock, so an upload that stalls after an early response
 /// is still cut off after `client_timeout` (the upstream connection holding
 /// it then gets the error).
-pub(crate) struct Progressing<B> {
-    body: B,
-    idleness: Arc<Idleness>,
+pub(crate) type Progressing<B> = Watched<B, Arc<Idleness>>;
+
+impl Watcher for Arc<Idleness> {
+    fn saw(&mut self, polled: Polled) {
+        if polled == Polled::Frame {
+            self.received();
+        }
+    }
 }
 
 impl<B> Progressing<B> {
     pub(crate) fn new(body: B, idleness: Arc<Idleness>) -> Self {
-        Self { body, idleness }
-    }
-}
-
-impl<B> Body for Progressing<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    type Data = Bytes;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.get_mut();
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if matches!(polled, Poll::Ready(Some(Ok(_)))) {
-            this.idleness.received();
+        Self {
+            body,
+            watcher: idleness,
         }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
