@@ -13,14 +13,16 @@ const SINCE_BITS: u32 = 48;
 const SINCE_MASK: u64 = (1 << SINCE_BITS) - 1;
 const ONE_SERVING: u64 = 1 << SINCE_BITS;
 
-/// Shared by the connection's watchdog, its request handler, its bodies and
-/// its socket.
+/// Shared by the connection's watchdog, its request handler, its request
+/// and response bodies, and its socket.
 pub(crate) struct Idleness {
     origin: Instant,
-    /// Bodies and handlers still serving a request, and when that count
-    /// last fell to zero (in microseconds since `origin`), in one word, so
-    /// that the watchdog never sees one without the other: a request body
-    /// may end on the upstream connection's task while the watchdog looks.
+    /// Handlers and response bodies still serving a request, and when
+    /// that count last fell to zero or the clock was restarted (in
+    /// microseconds since `origin`), in one word, so that the watchdog
+    /// never sees one without the other: a request body's frame may
+    /// restart the clock from the upstream connection's task, on another
+    /// thread, while the watchdog looks.
     state: AtomicU64,
     /// Whether the last write or flush to the client could not complete:
     /// the rest of a response is still going out.
