@@ -102,6 +102,35 @@ mod tests {
         assert_eq!(started.elapsed(), TIMEOUT);
     }
 
+    /// A connection that wakes its task every second, as a busy one does,
+    /// so that the watchdog looks at its sleep without it having fired.
+    async fn restless() {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restless_idle_connection_is_closed_on_time() {
+        let started = Instant::now();
+        assert_eq!(watched(restless(), Idleness::new()).await, None);
+        assert_eq!(started.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restless_connection_serving_a_request_is_kept_until_after_it() {
+        let idleness = Idleness::new();
+        let started = Instant::now();
+        let guard = idleness.serving();
+        let handler = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(25)).await;
+            drop(guard);
+        });
+        assert_eq!(watched(restless(), idleness).await, None);
+        handler.await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(25) + TIMEOUT);
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_ends_first_gives_its_output() {
         let connection = async {

@@ -13,7 +13,7 @@ use super::idleness::{Idleness, Serving};
 
 /// What a body's poll gave, as far as the clock cares.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Polled {
+enum Polled {
     /// A frame.
     Frame,
     /// The end, or an error (which ends the body too).
@@ -21,7 +21,7 @@ pub(crate) enum Polled {
 }
 
 /// Told about each frame and the end of the body it watches.
-pub(crate) trait Watcher {
+trait Watcher {
     fn saw(&mut self, polled: Polled);
 }
 
@@ -129,11 +129,12 @@ mod tests {
         tokio::time::sleep(TIMEOUT * 2).await;
         let frame = body.frame().await.unwrap().unwrap();
         assert_eq!(frame.into_data().unwrap(), "ok");
+        tokio::time::sleep(TIMEOUT * 2).await;
         let now = Instant::now();
         assert_eq!(
             idleness.next_deadline(TIMEOUT, now),
             Some(now + TIMEOUT),
-            "not ended yet"
+            "not ended yet, however long after its last frame"
         );
         assert!(body.frame().await.is_none());
         let ended = Instant::now();
