@@ -286,9 +286,11 @@ impl<K: Kind> Batcher<K> {
                 }
             }
         }
-        match timeout_at(deadline, answer).await {
+        match timeout_at(deadline, &mut answer).await {
             Ok(answered) => Self::answer(answered),
-            Err(_) => Err(K::Error::timed_out(limits.budget)),
+            Err(_) => {
+                settle_late(answer).unwrap_or_else(|| Err(K::Error::timed_out(limits.budget)))
+            }
         }
     }
 
@@ -302,6 +304,20 @@ impl<K: Kind> Batcher<K> {
     pub fn counters(&self) -> Counted {
         self.shared.counters.read()
     }
+}
+
+/// Closes the channel of an operation whose deadline passed, and returns
+/// the answer if a lane sent one before it closed.
+///
+/// A lane can answer between the timer firing and the caller giving up:
+/// dropping the channel then would drop that answer, and with it a granted
+/// claim that nobody acts on or undoes (retries would get `409` until its
+/// lease ends). Once closed, a later answer fails to send, and the lane
+/// hands it to [`Kind::orphaned`]; so every answer is either taken here or
+/// undone there.
+fn settle_late<T>(mut answer: oneshot::Receiver<T>) -> Option<T> {
+    answer.close();
+    answer.try_recv().ok()
 }
 
 /// What the store's batching has done since it was built. Counted when a
@@ -376,5 +392,27 @@ impl Counters {
             operations: self.operations.load(Ordering::Relaxed),
             largest: self.largest.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::oneshot;
+
+    use super::settle_late;
+
+    #[test]
+    fn an_answer_sent_before_the_caller_gave_up_is_kept() {
+        let (reply, answer) = oneshot::channel();
+        reply.send(7u32).unwrap();
+        assert_eq!(settle_late(answer), Some(7));
+    }
+
+    #[test]
+    fn an_answer_sent_after_the_caller_gave_up_goes_back_to_the_lane() {
+        let (reply, answer) = oneshot::channel::<u32>();
+        assert_eq!(settle_late(answer), None);
+        // What the lane then hands to `Kind::orphaned`.
+        assert_eq!(reply.send(7), Err(7));
     }
 }
