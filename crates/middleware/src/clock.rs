@@ -27,8 +27,3 @@ impl Clock for SystemClock {
         Timestamp::from_millis(millis)
     }
 }
-
-/// Converts a record time to the `SystemTime` that HTTP dates are made of.
-pub(crate) fn to_system_time(t: Timestamp) -> SystemTime {
-    UNIX_EPOCH + std::time::Duration::from_millis(t.as_millis())
-}

@@ -20,7 +20,8 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::BodyExt;
 use idem_core::{
-    Completion, Fence, RecordId, RoutePolicy, StoredBody, StoredResponse, Timestamp, WriteError,
+    Completion, Fence, RecordId, RoutePolicy, Store, StoredBody, StoredResponse, Timestamp,
+    WriteError,
 };
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout_at};
@@ -30,7 +31,7 @@ use tower_service::Service;
 
 use crate::BoxError;
 use crate::body::{RequestBody, ResponseBody, StreamedFrame};
-use crate::late_completion;
+use crate::late_write::{self, LateWrite};
 use crate::observe::{InFlightGuard, Outcome as Counted, StoreOp, Trace};
 use crate::prepared::Prepared;
 use crate::problem::Problem;
@@ -272,6 +273,19 @@ impl Claim {
         drop(in_flight);
         response
     }
+
+    /// Writes `write`, which the store failed once, again in the background
+    /// until the lease ends (`late_write.rs`), tracked with the executions.
+    fn write_later(&self, store: Arc<dyn Store>, write: LateWrite) {
+        self.prepared
+            .tasks
+            .spawn(late_write::write_until_lease_ends(
+                store,
+                self.prepared.config.clock.clone(),
+                write,
+                self.lease_expires_at,
+            ));
+    }
 }
 
 /// Why the outcome of a forwarded request is unknown.
@@ -311,7 +325,7 @@ fn unknown_outcome<B>(claim: Claim, outcome: Outcome) -> Response<ResponseBody<B
 /// Stores the outcome (`keep` builds it) and says until when it is kept.
 /// The response goes to the client whatever the store says: the side
 /// effect happened, and hiding it would only provoke a retry. A failed
-/// write is written again in the background (`late_completion.rs`), from a
+/// write is written again in the background (`late_write.rs`), from a
 /// second `keep()`, so that the hot path builds the stored response once
 /// and never copies it; the expiry returned is then the earliest the
 /// record can have once that lands. A refused write (fenced out: the
@@ -344,16 +358,8 @@ async fn complete(claim: &mut Claim, keep: impl Fn() -> StoredResponse) -> Optio
         }
         Err(error) => {
             tracing::error!(record = %claim.id, %error, "store failed to complete; retrying in the background until the lease ends");
-            let again = completion(keep());
-            claim
-                .prepared
-                .tasks
-                .spawn(late_completion::write_until_lease_ends(
-                    store,
-                    claim.prepared.config.clock.clone(),
-                    again,
-                    claim.lease_expires_at,
-                ));
+            let again = LateWrite::Complete(completion(keep()));
+            claim.write_later(store, again);
         }
     }
     Some(expires_at)
@@ -372,7 +378,12 @@ async fn release(claim: &mut Claim) {
             tracing::warn!(record = %claim.id, fence = claim.fence.0, %reason, "fenced out: release refused");
         }
         Err(error) => {
-            tracing::error!(record = %claim.id, %error, "store failed to release; the record stays in flight until its lease ends");
+            tracing::error!(record = %claim.id, %error, "store failed to release; retrying in the background until the lease ends");
+            let again = LateWrite::Release {
+                id: claim.id,
+                fence: claim.fence,
+            };
+            claim.write_later(store, again);
         }
     }
 }

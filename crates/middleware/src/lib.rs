@@ -41,7 +41,7 @@ mod extract;
 mod future;
 mod headers;
 mod keyed;
-mod late_completion;
+mod late_write;
 mod layer;
 mod meters;
 mod observe;

@@ -2,6 +2,7 @@
 //! stored ones.
 
 use std::cell::RefCell;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::HeaderName;
@@ -9,7 +10,6 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use idem_core::{StoredBody, StoredResponse, Timestamp};
 
 use crate::body::ResponseBody;
-use crate::clock::to_system_time;
 use crate::headers::{IDEMPOTENCY_EXPIRES, IDEMPOTENT_BODY, IDEMPOTENT_REPLAYED, is_storable};
 
 /// The replay of a stored response: its status, headers and body, marked
@@ -89,10 +89,15 @@ thread_local! {
     static LAST_DATE: RefCell<Option<(u64, HeaderValue)>> = const { RefCell::new(None) };
 }
 
+/// The last second an HTTP date can name: 9999-12-31 23:59:59 UTC.
+const LAST_HTTP_DATE_SECOND: u64 = 253_402_300_799;
+
 /// `expires_at` as an HTTP-date header value (whole seconds, as the format
-/// has no finer unit).
+/// has no finer unit). A later time, from a TTL of millennia (a saturated
+/// [`Timestamp`] is "never"), is given as the last date the format has:
+/// the formatter panics past it.
 fn http_date(expires_at: Timestamp) -> Option<HeaderValue> {
-    let second = expires_at.as_millis() / 1000;
+    let second = (expires_at.as_millis() / 1000).min(LAST_HTTP_DATE_SECOND);
     LAST_DATE.with(|last| {
         let mut last = last.borrow_mut();
         if let Some((cached, value)) = last.as_ref()
@@ -100,7 +105,7 @@ fn http_date(expires_at: Timestamp) -> Option<HeaderValue> {
         {
             return Some(value.clone());
         }
-        let date = httpdate::fmt_http_date(to_system_time(expires_at));
+        let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(second));
         let value = HeaderValue::from_str(&date).ok()?;
         *last = Some((second, value.clone()));
         Some(value)
@@ -143,6 +148,16 @@ mod tests {
         assert_eq!(date(2_000), "Thu, 01 Jan 1970 00:00:02 GMT");
         assert_eq!(date(1_500), "Thu, 01 Jan 1970 00:00:01 GMT");
         assert_eq!(date(1_764_293_599_999), "Fri, 28 Nov 2025 01:33:19 GMT");
+    }
+
+    #[test]
+    fn expiry_dates_past_the_year_9999_are_its_last_second() {
+        let date = |millis| http_date(Timestamp::from_millis(millis)).unwrap();
+        let last = "Fri, 31 Dec 9999 23:59:59 GMT";
+        assert_eq!(date(253_402_300_799_999), last);
+        assert_eq!(date(253_402_300_800_000), last);
+        assert_eq!(date(u64::MAX), last);
+        assert_eq!(date(253_402_300_798_000), "Fri, 31 Dec 9999 23:59:58 GMT");
     }
 
     #[tokio::test]

@@ -432,6 +432,9 @@ struct Flaky {
     claims: AtomicUsize,
     failures: AtomicUsize,
     attempts: AtomicUsize,
+    /// Releases to fail before one is applied, and the releases tried.
+    release_failures: AtomicUsize,
+    release_attempts: AtomicUsize,
     /// How long each claim takes.
     claim_delay: Duration,
     /// How long the answer to each claim takes once it is applied.
@@ -445,6 +448,8 @@ impl Flaky {
             claims: AtomicUsize::new(claims),
             failures: AtomicUsize::new(completion_failures),
             attempts: AtomicUsize::new(0),
+            release_failures: AtomicUsize::new(0),
+            release_attempts: AtomicUsize::new(0),
             claim_delay: Duration::ZERO,
             answer_delay: Duration::ZERO,
         })
@@ -483,6 +488,14 @@ impl Store for Flaky {
         self.inner.complete(completion)
     }
     fn release(&self, id: RecordId, fence: Fence) -> BoxFuture<'_, Result<(), WriteError>> {
+        self.release_attempts.fetch_add(1, Ordering::SeqCst);
+        let failing = self
+            .release_failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Box::pin(async { Err(WriteError::Store(down())) });
+        }
         self.inner.release(id, fence)
     }
     fn get(&self, id: RecordId) -> BoxFuture<'_, Result<Option<Record>, StoreError>> {
@@ -530,6 +543,31 @@ async fn a_completion_the_store_failed_is_written_again_so_retries_replay() {
     assert_eq!(headers["idempotent-replayed"], "true");
     assert_eq!(again, first);
     assert_eq!(h.calls.load(Ordering::SeqCst), 1, "executed once");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_the_store_failed_is_written_again_so_retries_execute() {
+    // The upstream could not be reached, and the store blinked when the key
+    // was to be released. The client was told to retry with the same key:
+    // that retry must be forwarded, not get 409 until the lease ends.
+    let store = Arc::new(Flaky {
+        release_failures: AtomicUsize::new(2),
+        ..Arc::into_inner(Flaky::new(usize::MAX, 0)).unwrap()
+    });
+    let (h, service) = harness_on(
+        store.clone(),
+        RoutePolicy::default(),
+        GlobalPolicy::default(),
+        Behaviour::Unreachable,
+    );
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    // Two failed attempts, then one that lands, in the background.
+    h.executions.finished().await;
+    assert_eq!(store.release_attempts.load(Ordering::SeqCst), 3);
+    let (status, _, _) = send(&service, post("k")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(h.calls.load(Ordering::SeqCst), 2, "the retry was forwarded");
 }
 
 #[tokio::test(start_paused = true)]
