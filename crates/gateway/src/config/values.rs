@@ -16,12 +16,22 @@ use crate::logging::LogFormat;
 /// shorter one would round to zero.
 const MIN_DURATION: Duration = Duration::from_millis(1);
 
-/// A duration such as `30s`, `250ms`, `24h` or `1h30m`, at least 1ms.
+/// The longest duration accepted: 100 years of 365.25 days. Nothing needs
+/// more, and much more overflows what the durations are added to: a
+/// deadline on the monotonic clock (a panic), an HTTP date (which ends in
+/// the year 9999), a Redis expiry (signed milliseconds).
+const MAX_DURATION: Duration = Duration::from_secs(36_525 * 86_400);
+
+/// A duration such as `30s`, `250ms`, `24h` or `1h30m`, from 1ms to 100
+/// years.
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration (e.g. 30s, 24h, 1h30m): {e}"))?;
     if d < MIN_DURATION {
         return Err(format!("must be at least 1ms, got {text:?}"));
+    }
+    if d > MAX_DURATION {
+        return Err(format!("must be at most 100 years, got {text:?}"));
     }
     Ok(d)
 }
@@ -177,6 +187,15 @@ mod tests {
         }
         for text in ["", "30", "abc", "-1s", "0s", "0", "500us", "5 parsecs"] {
             assert!(duration(text).is_err(), "{text}");
+        }
+        // humantime's year is 365.25 days, as the limit's is.
+        assert_eq!(duration("100y"), Ok(Duration::from_secs(36_525 * 86_400)));
+        for text in ["100y 1s", "8000y", "300000000000y"] {
+            assert_eq!(
+                duration(text),
+                Err(format!("must be at most 100 years, got {text:?}")),
+                "{text}"
+            );
         }
         assert_eq!(show(Duration::from_secs(90)), "1m 30s");
     }
