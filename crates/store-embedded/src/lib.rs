@@ -94,4 +94,4 @@ mod writer;
 
 pub use error::OpenError;
 pub use stats::Stats;
-pub use store::EmbeddedStore;
+pub use store::{DEFAULT_OPERATION_TIMEOUT, EmbeddedStore};

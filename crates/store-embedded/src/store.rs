@@ -5,6 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use idem_core::{
     BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store, StoreError,
@@ -29,6 +30,12 @@ const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 /// long.
 const PURGE_CHUNK: usize = 256;
 
+/// How long an operation waits for the writer, by default, before it fails
+/// as [`StoreError::Unavailable`]: the PostgreSQL store's default bound on
+/// an operation. A batch commits in milliseconds; a writer silent for this
+/// long is stuck in a sync the disk does not finish.
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// idem's durable on-disk store, on fjall. See the crate docs.
 pub struct EmbeddedStore {
     /// Reads (`get`, the claim snapshot, listings) use this directly.
@@ -39,6 +46,8 @@ pub struct EmbeddedStore {
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     dir: PathBuf,
+    /// See [`EmbeddedStore::with_operation_timeout`].
+    operation_timeout: Duration,
 }
 
 impl EmbeddedStore {
@@ -66,6 +75,7 @@ impl EmbeddedStore {
             opened.engine.clone(),
             opened.last_fence,
             queue,
+            ops.downgrade(),
             Arc::clone(&counters),
         )
         .map_err(OpenError::Writer)?;
@@ -75,7 +85,25 @@ impl EmbeddedStore {
             writer: Some(writer),
             counters,
             dir,
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
         })
+    }
+
+    /// Bounds each write by `timeout` ([`DEFAULT_OPERATION_TIMEOUT`]
+    /// unless set): queueing for the writer, the batch, and its sync. An
+    /// operation not answered by then fails as
+    /// [`StoreError::Unavailable`], so that a disk that stops completing
+    /// syncs gets the gateway's fail-closed `503` rather than requests that
+    /// hang. Its effect is then unknown, as for any failed write, but a
+    /// claim the writer grants after its caller gave up is released by the
+    /// writer at once, since nothing will be forwarded on it.
+    ///
+    /// The bound needs a tokio runtime with its timer; an operation awaited
+    /// outside any tokio runtime waits for the writer unbounded.
+    #[must_use]
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
     }
 
     /// The store directory.
@@ -128,7 +156,7 @@ impl EmbeddedStore {
     {
         let stopped = || E::from(StoreError::Unavailable(Box::new(WriterStopped)));
         let queue = self.ops.as_ref().ok_or_else(stopped)?;
-        let (reply, result) = oneshot::channel();
+        let (reply, mut result) = oneshot::channel();
         // The runtime this caller waits on, so that the writer can send the
         // reply from inside it (see `writer.rs`). Only a multi-thread
         // runtime: its workers run a spawned task whoever drives what. A
@@ -136,14 +164,34 @@ impl EmbeddedStore {
         // caller that merely entered one (and waits with another executor)
         // would never see its reply, so such callers are answered from the
         // writer thread.
-        let runtime = tokio::runtime::Handle::try_current()
-            .ok()
-            .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        queue
-            .send((op(reply), runtime))
-            .await
-            .map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        let current = tokio::runtime::Handle::try_current().ok();
+        let in_runtime = current.is_some();
+        let runtime =
+            current.filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let answered = async {
+            queue
+                .send((op(reply), runtime))
+                .await
+                .map_err(|_| stopped())?;
+            (&mut result).await.map_err(|_| stopped())?
+        };
+        if !in_runtime {
+            return answered.await;
+        }
+        match tokio::time::timeout(self.operation_timeout, answered).await {
+            Ok(answer) => answer,
+            Err(_elapsed) => {
+                // The writer may have answered since the timer fired: take
+                // that answer. Once closed, a later answer fails to send,
+                // and the writer releases a claim it granted (`writer.rs`).
+                result.close();
+                result.try_recv().unwrap_or_else(|_| {
+                    Err(E::from(StoreError::Unavailable(Box::new(WriterTimedOut(
+                        self.operation_timeout,
+                    )))))
+                })
+            }
+        }
     }
 
     async fn purge(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
@@ -170,6 +218,11 @@ impl EmbeddedStore {
 #[derive(Debug, thiserror::Error)]
 #[error("the embedded store's writer thread has stopped")]
 struct WriterStopped;
+
+/// The writer did not answer in time (a sync the disk does not finish).
+#[derive(Debug, thiserror::Error)]
+#[error("the embedded store's writer did not answer within {0:?}; is the disk stalled?")]
+struct WriterTimedOut(Duration);
 
 impl Store for EmbeddedStore {
     fn claim(&self, request: ClaimRequest) -> BoxFuture<'_, Result<ClaimOutcome, StoreError>> {
@@ -239,3 +292,11 @@ impl std::fmt::Debug for EmbeddedStore {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -92,11 +92,19 @@ pub(crate) enum Op {
         limit: usize,
         reply: Reply<usize, StoreError>,
     },
+    /// Holds the writer until the sender is dropped: how the tests stall
+    /// it, as a disk that does not finish a sync would.
+    #[cfg(test)]
+    Stall(std::sync::mpsc::Receiver<()>),
 }
 
 /// An operation as queued: with the runtime its caller waits on, if any,
 /// which is where its reply is sent from.
 pub(crate) type Queued = (Op, Option<Handle>);
+
+/// The writer's own way into its queue, for releasing orphaned claims.
+/// Weak, so that it does not keep the queue open once the store is dropped.
+type Requeue = mpsc::WeakSender<Queued>;
 
 /// Starts the writer thread, which owns the fence counter from now on
 /// (`last_fence` is the last one given out). It runs until every sender of
@@ -106,17 +114,19 @@ pub(crate) fn spawn(
     engine: Engine,
     last_fence: u64,
     ops: mpsc::Receiver<Queued>,
+    requeue: Requeue,
     counters: Arc<Counters>,
 ) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("idem-store-writer".to_owned())
-        .spawn(move || run(&engine, Carried::new(last_fence), ops, &counters))
+        .spawn(move || run(&engine, Carried::new(last_fence), ops, &requeue, &counters))
 }
 
 fn run(
     engine: &Engine,
     mut carried: Carried,
     mut ops: mpsc::Receiver<Queued>,
+    requeue: &Requeue,
     counters: &Counters,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -124,7 +134,13 @@ fn run(
     // MAX_BATCH. Returns 0 only once the store is dropped and everything it
     // queued has been done.
     while ops.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        carried = run_batch(engine, carried, std::mem::take(&mut batch), counters);
+        carried = run_batch(
+            engine,
+            carried,
+            std::mem::take(&mut batch),
+            requeue,
+            counters,
+        );
         batch.reserve(MAX_BATCH);
         // The callers first: see "The writer steps aside" above.
         thread::yield_now();
@@ -140,13 +156,14 @@ fn run_batch(
     engine: &Engine,
     carried: Carried,
     queued: Vec<Queued>,
+    requeue: &Requeue,
     counters: &Counters,
 ) -> Carried {
     counters.batch(queued.len());
     let (ops, runtimes): (Vec<Op>, Vec<Option<Handle>>) = queued.into_iter().unzip();
     let mut done: Vec<Done> = Vec::with_capacity(ops.len());
     let mut ops = ops.into_iter();
-    let (result, next) = apply_and_commit(engine, carried, &mut ops, &mut done);
+    let (result, next) = apply_and_commit(engine, carried, &mut ops, requeue, &mut done);
     // Operations the batch never reached (it failed first) still get an
     // answer.
     done.extend(ops.map(abandon));
@@ -211,11 +228,12 @@ fn apply_and_commit(
     engine: &Engine,
     carried: Carried,
     ops: &mut vec::IntoIter<Op>,
+    requeue: &Requeue,
     done: &mut Vec<Done>,
 ) -> (Result<bool, BatchError>, Carried) {
     let mut batch = Batch::new(engine, carried);
     for op in ops.by_ref() {
-        let (finish, fatal) = apply_one(&mut batch, op);
+        let (finish, fatal) = apply_one(&mut batch, op, requeue);
         done.push(finish);
         if let Some(e) = fatal {
             return (Err(e), batch.carried());
@@ -233,13 +251,20 @@ fn apply_and_commit(
 
 /// Applies one operation, returning its reply and, if the operation broke
 /// the batch, the error that fails it.
-fn apply_one(batch: &mut Batch<'_>, op: Op) -> (Done, Option<BatchError>) {
+fn apply_one(batch: &mut Batch<'_>, op: Op, requeue: &Requeue) -> (Done, Option<BatchError>) {
     match op {
-        Op::Claim(request, reply) => settle(reply, apply::claim(batch, &request)),
+        Op::Claim(request, reply) => {
+            settle_claim(reply, apply::claim(batch, &request), request.id, requeue)
+        }
         Op::Complete(completion, reply) => settle(reply, apply::complete(batch, completion)),
         Op::Release(id, fence, reply) => settle(reply, apply::release(batch, &id, fence)),
         Op::Delete(id, reply) => settle(reply, apply::delete(batch, &id)),
         Op::Purge { now, limit, reply } => settle(reply, apply::purge(batch, now, limit)),
+        #[cfg(test)]
+        Op::Stall(until) => {
+            let _ = until.recv();
+            (Box::new(|_| {}), None)
+        }
     }
 }
 
@@ -253,6 +278,45 @@ where
         Err(Failure::Op(e)) => (answer(reply, Err(e)), None),
         Err(Failure::Batch(e)) => (fail(reply), Some(e)),
     }
+}
+
+/// As [`settle`], for a claim. A granted claim whose caller stopped waiting
+/// (its operation timed out: see `EmbeddedStore::with_operation_timeout`)
+/// is released at once, since nothing will be forwarded on it; left alone
+/// it would hold the key, and refuse its retries with `409`, until its
+/// lease ends. (The shared stores' batches do the same in
+/// `Kind::orphaned`.)
+fn settle_claim(
+    reply: Reply<ClaimOutcome, StoreError>,
+    result: Result<ClaimOutcome, Failure<StoreError>>,
+    id: RecordId,
+    requeue: &Requeue,
+) -> (Done, Option<BatchError>) {
+    let Ok(outcome) = result else {
+        return settle(reply, result);
+    };
+    let requeue = requeue.clone();
+    let finish: Done = Box::new(move |failure| {
+        let result = match failure {
+            None => Ok(outcome),
+            Some(f) => Err(f.to_store_error()),
+        };
+        if let Err(Ok(ClaimOutcome::Claimed { fence, .. })) = reply.send(result) {
+            release_orphan(&requeue, id, fence);
+        }
+    });
+    (finish, None)
+}
+
+/// Queues the release of an orphaned claim, answered to nobody. If the
+/// store is closing, or the queue is full, the claim is left to its lease,
+/// as any claim whose outcome is unknown is.
+fn release_orphan(requeue: &Requeue, id: RecordId, fence: Fence) {
+    let Some(queue) = requeue.upgrade() else {
+        return;
+    };
+    let (reply, _nobody) = oneshot::channel();
+    let _ = queue.try_send((Op::Release(id, fence, reply), None));
 }
 
 /// Sends `result` if the batch commits, the batch's failure otherwise.
@@ -296,5 +360,7 @@ fn abandon(op: Op) -> Done {
         Op::Release(_, _, reply) => fail(reply),
         Op::Delete(_, reply) => fail(reply),
         Op::Purge { reply, .. } => fail(reply),
+        #[cfg(test)]
+        Op::Stall(_) => Box::new(|_| {}),
     }
 }
