@@ -14,7 +14,7 @@ use idem_core::{
     BoxError, BoxFuture, ClaimOutcome, ClaimRequest, Completion, Fence, Record, RecordId, Store,
     StoreError, Timestamp, WriteError,
 };
-use idem_store_embedded::EmbeddedStore;
+use idem_store_embedded::{DEFAULT_OPERATION_TIMEOUT, EmbeddedStore};
 use idem_store_memory::MemoryStore;
 use idem_store_postgres::{PostgresOptions, PostgresStore};
 use idem_store_redis::{RedisOptions, RedisStore};
@@ -96,7 +96,9 @@ pub(crate) fn open_watched(url: &StoreUrl, watch: &BatchingWatch) -> Arc<dyn Sto
             let path = path.clone();
             let watch = watch.clone();
             DeferredStore::open(Box::new(move || {
-                let store = Arc::new(EmbeddedStore::open(&path)?);
+                let store = Arc::new(
+                    EmbeddedStore::open(&path)?.with_operation_timeout(DEFAULT_OPERATION_TIMEOUT),
+                );
                 watch.embedded(&store);
                 Ok(store as Arc<dyn Store>)
             }))

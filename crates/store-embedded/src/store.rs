@@ -30,10 +30,10 @@ const QUEUE_CAPACITY: usize = 16 * MAX_BATCH;
 /// long.
 const PURGE_CHUNK: usize = 256;
 
-/// How long an operation waits for the writer, by default, before it fails
-/// as [`StoreError::Unavailable`]: the PostgreSQL store's default bound on
-/// an operation. A batch commits in milliseconds; a writer silent for this
-/// long is stuck in a sync the disk does not finish.
+/// The bound the gateway sets with
+/// [`EmbeddedStore::with_operation_timeout`]: the PostgreSQL store's default
+/// bound on an operation. A batch commits in milliseconds; a writer silent
+/// for this long is stuck in a sync the disk does not finish.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// idem's durable on-disk store, on fjall. See the crate docs.
@@ -46,8 +46,8 @@ pub struct EmbeddedStore {
     writer: Option<JoinHandle<()>>,
     counters: Arc<Counters>,
     dir: PathBuf,
-    /// See [`EmbeddedStore::with_operation_timeout`].
-    operation_timeout: Duration,
+    /// See [`EmbeddedStore::with_operation_timeout`]; `None`: unbounded.
+    operation_timeout: Option<Duration>,
 }
 
 impl EmbeddedStore {
@@ -85,12 +85,13 @@ impl EmbeddedStore {
             writer: Some(writer),
             counters,
             dir,
-            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+            operation_timeout: None,
         })
     }
 
-    /// Bounds each write by `timeout` ([`DEFAULT_OPERATION_TIMEOUT`]
-    /// unless set): queueing for the writer, the batch, and its sync. An
+    /// Bounds each write by `timeout` (the gateway uses
+    /// [`DEFAULT_OPERATION_TIMEOUT`]; unbounded unless set): queueing for
+    /// the writer, the batch, and its sync. An
     /// operation not answered by then fails as
     /// [`StoreError::Unavailable`], so that a disk that stops completing
     /// syncs gets the gateway's fail-closed `503` rather than requests that
@@ -98,11 +99,12 @@ impl EmbeddedStore {
     /// claim the writer grants after its caller gave up is released by the
     /// writer at once, since nothing will be forwarded on it.
     ///
-    /// The bound needs a tokio runtime with its timer; an operation awaited
-    /// outside any tokio runtime waits for the writer unbounded.
+    /// The bound needs a tokio runtime with its timer enabled (tokio panics
+    /// otherwise, which is why it is not on by default); an operation
+    /// awaited outside any tokio runtime waits for the writer unbounded.
     #[must_use]
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
-        self.operation_timeout = timeout;
+        self.operation_timeout = Some(timeout);
         self
     }
 
@@ -175,10 +177,10 @@ impl EmbeddedStore {
                 .map_err(|_| stopped())?;
             (&mut result).await.map_err(|_| stopped())?
         };
-        if !in_runtime {
+        let Some(bound) = self.operation_timeout.filter(|_| in_runtime) else {
             return answered.await;
-        }
-        match tokio::time::timeout(self.operation_timeout, answered).await {
+        };
+        match tokio::time::timeout(bound, answered).await {
             Ok(answer) => answer,
             Err(_elapsed) => {
                 // The writer may have answered since the timer fired: take
@@ -187,7 +189,7 @@ impl EmbeddedStore {
                 result.close();
                 result.try_recv().unwrap_or_else(|_| {
                     Err(E::from(StoreError::Unavailable(Box::new(WriterTimedOut(
-                        self.operation_timeout,
+                        bound,
                     )))))
                 })
             }
