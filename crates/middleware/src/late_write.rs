@@ -98,7 +98,7 @@ pub(crate) async fn write_until_lease_ends(
                 return;
             }
             Err(WriteError::Fenced(reason)) if write.landed_before(&reason) => {
-                tracing::warn!(record = %id, fence, attempts, "{what} found stored: an earlier attempt landed");
+                tracing::warn!(record = %id, fence, attempts, %reason, "{what} already done: an earlier attempt landed (or, for a release, the record was deleted)");
                 return;
             }
             Err(WriteError::Fenced(reason)) => {
@@ -106,8 +106,10 @@ pub(crate) async fn write_until_lease_ends(
                     LateWrite::Complete(_) => {
                         tracing::error!(record = %id, fence, attempts, %reason, "completion fenced out while retrying; a retry may have executed the request again")
                     }
-                    // A retry took the record over after the lease ended:
-                    // what the release was for has happened.
+                    // Another request holds the record now: it was freed
+                    // (by an earlier attempt that landed, or by the lease
+                    // ending) and claimed again, which is what the release
+                    // was for.
                     LateWrite::Release { .. } => {
                         tracing::warn!(record = %id, fence, attempts, %reason, "release fenced out while retrying; the record has moved on")
                     }

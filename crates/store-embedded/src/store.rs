@@ -75,7 +75,7 @@ impl EmbeddedStore {
             opened.engine.clone(),
             opened.last_fence,
             queue,
-            ops.downgrade(),
+            writer::Requeue::new(ops.downgrade()),
             Arc::clone(&counters),
         )
         .map_err(OpenError::Writer)?;
@@ -186,6 +186,11 @@ impl EmbeddedStore {
                 // The writer may have answered since the timer fired: take
                 // that answer. Once closed, a later answer fails to send,
                 // and the writer releases a claim it granted (`writer.rs`).
+                match result.try_recv() {
+                    Ok(answer) => return answer,
+                    Err(oneshot::error::TryRecvError::Closed) => return Err(stopped()),
+                    Err(oneshot::error::TryRecvError::Empty) => {}
+                }
                 result.close();
                 result.try_recv().unwrap_or_else(|_| {
                     Err(E::from(StoreError::Unavailable(Box::new(WriterTimedOut(

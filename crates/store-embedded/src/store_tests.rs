@@ -70,14 +70,15 @@ async fn a_claim_granted_after_its_caller_gave_up_is_released() {
     let resume = stall(&store).await;
     claim_times_out(&store, 1).await;
     // The writer now grants the claim, finds nobody waiting for it, and
-    // queues its release: three operations in all.
+    // queues its release: three operations in all. (An operation is
+    // counted when its batch starts: once the third is, the claim has been
+    // committed, so the record missing again means released.)
     drop(resume);
     let patience = Instant::now() + PATIENCE;
-    while store.stats().writer_ops < 3 {
+    while store.stats().writer_ops < 3 || store.get(id(1)).await.expect("read").is_some() {
         assert!(Instant::now() < patience, "the release never came");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_eq!(store.get(id(1)).await.expect("read"), None, "released");
     // So a retry executes, rather than getting `Busy` until the lease ends.
     let retried = store.claim(request(id(1), T0)).await.expect("claim");
     assert!(
@@ -95,5 +96,9 @@ async fn an_answer_within_the_bound_is_unchanged() {
         matches!(claimed, ClaimOutcome::Claimed { .. }),
         "{claimed:?}"
     );
+    // A release would follow within milliseconds of the answer.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(store.stats().writer_ops, 1, "no release followed");
+    let record = store.get(id(1)).await.expect("read");
+    assert!(record.is_some(), "still claimed");
 }

@@ -57,7 +57,7 @@
 //! yield returns at once.
 
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::vec;
 
@@ -102,9 +102,59 @@ pub(crate) enum Op {
 /// which is where its reply is sent from.
 pub(crate) type Queued = (Op, Option<Handle>);
 
-/// The writer's own way into its queue, for releasing orphaned claims.
-/// Weak, so that it does not keep the queue open once the store is dropped.
-type Requeue = mpsc::WeakSender<Queued>;
+/// Where releases of orphaned claims go (see [`settle_claim`]).
+#[derive(Clone)]
+pub(crate) struct Requeue {
+    /// The writer's queue, so that an idle writer wakes for the release.
+    /// Weak, so that it does not keep the queue open once the store is
+    /// dropped.
+    queue: mpsc::WeakSender<Queued>,
+    /// Releases that found the queue full; the writer adds them to its
+    /// next batch. (A full queue means the writer has batches to run, so
+    /// none waits for long.)
+    overflow: Arc<Mutex<Vec<(RecordId, Fence)>>>,
+}
+
+impl Requeue {
+    pub(crate) fn new(queue: mpsc::WeakSender<Queued>) -> Self {
+        Self {
+            queue,
+            overflow: Arc::default(),
+        }
+    }
+
+    /// Queues the release of an orphaned claim, answered to nobody. Once
+    /// the store is closing the claim is left to its lease, as any claim
+    /// whose outcome is unknown is.
+    fn release(&self, id: RecordId, fence: Fence) {
+        let Some(queue) = self.queue.upgrade() else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) =
+            queue.try_send((Op::Release(id, fence, nobody()), None))
+        {
+            self.lock_overflow().push((id, fence));
+        }
+    }
+
+    /// The releases that found the queue full, as operations.
+    fn take_overflow(&self) -> impl Iterator<Item = Queued> {
+        let overflow = std::mem::take(&mut *self.lock_overflow());
+        overflow
+            .into_iter()
+            .map(|(id, fence)| (Op::Release(id, fence, nobody()), None))
+    }
+
+    fn lock_overflow(&self) -> std::sync::MutexGuard<'_, Vec<(RecordId, Fence)>> {
+        // A plain list: a panic cannot leave it half-changed.
+        self.overflow.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The reply channel of an operation nobody waits for.
+fn nobody<T, E>() -> Reply<T, E> {
+    oneshot::channel().0
+}
 
 /// Starts the writer thread, which owns the fence counter from now on
 /// (`last_fence` is the last one given out). It runs until every sender of
@@ -134,6 +184,7 @@ fn run(
     // MAX_BATCH. Returns 0 only once the store is dropped and everything it
     // queued has been done.
     while ops.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        batch.extend(requeue.take_overflow());
         carried = run_batch(
             engine,
             carried,
@@ -302,21 +353,10 @@ fn settle_claim(
             Some(f) => Err(f.to_store_error()),
         };
         if let Err(Ok(ClaimOutcome::Claimed { fence, .. })) = reply.send(result) {
-            release_orphan(&requeue, id, fence);
+            requeue.release(id, fence);
         }
     });
     (finish, None)
-}
-
-/// Queues the release of an orphaned claim, answered to nobody. If the
-/// store is closing, or the queue is full, the claim is left to its lease,
-/// as any claim whose outcome is unknown is.
-fn release_orphan(requeue: &Requeue, id: RecordId, fence: Fence) {
-    let Some(queue) = requeue.upgrade() else {
-        return;
-    };
-    let (reply, _nobody) = oneshot::channel();
-    let _ = queue.try_send((Op::Release(id, fence, reply), None));
 }
 
 /// Sends `result` if the batch commits, the batch's failure otherwise.
@@ -362,5 +402,44 @@ fn abandon(op: Op) -> Done {
         Op::Purge { reply, .. } => fail(reply),
         #[cfg(test)]
         Op::Stall(_) => Box::new(|_| {}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use idem_core::{Fence, RecordId};
+    use tokio::sync::mpsc;
+
+    use super::{Op, Requeue};
+
+    fn released(queued: Option<super::Queued>) -> Option<(RecordId, Fence)> {
+        match queued {
+            Some((Op::Release(id, fence, _), None)) => Some((id, fence)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_orphan_release_that_finds_the_queue_full_waits_for_the_next_batch() {
+        let (ops, mut queue) = mpsc::channel(1);
+        let requeue = Requeue::new(ops.downgrade());
+        let (first, second) = (RecordId::from_bytes([1; 32]), RecordId::from_bytes([2; 32]));
+        requeue.release(first, Fence(7));
+        requeue.release(second, Fence(8));
+        assert_eq!(released(queue.try_recv().ok()), Some((first, Fence(7))));
+        assert!(queue.try_recv().is_err(), "the second found the queue full");
+        let overflow: Vec<_> = requeue.take_overflow().map(Some).map(released).collect();
+        assert_eq!(overflow, [Some((second, Fence(8)))]);
+        assert_eq!(requeue.take_overflow().count(), 0, "taken once");
+    }
+
+    #[test]
+    fn no_release_is_queued_once_the_store_is_gone() {
+        let (ops, mut queue) = mpsc::channel(4);
+        let requeue = Requeue::new(ops.downgrade());
+        drop(ops);
+        requeue.release(RecordId::from_bytes([1; 32]), Fence(7));
+        assert!(queue.try_recv().is_err());
+        assert_eq!(requeue.take_overflow().count(), 0);
     }
 }
