@@ -79,7 +79,8 @@ pub(crate) fn connect_timeout(shortest: Duration) -> Duration {
 
 impl Proxy {
     /// A proxy to `upstream` (an `http://` URL, validated by the config)
-    /// that waits at most `timeout` for a response head.
+    /// that waits at most `timeout` for a response head, and as long for
+    /// each next part of a response body.
     pub(crate) fn new(
         upstream: &Uri,
         timeout: Duration,
@@ -102,7 +103,7 @@ impl Proxy {
         };
         let base_path = upstream.path().trim_end_matches('/').to_owned();
         Ok(Self {
-            pool: Pool::new(origin, connect_timeout, IDLE_TIMEOUT),
+            pool: Pool::new(origin, connect_timeout, IDLE_TIMEOUT, timeout),
             target: Arc::new(Target {
                 host: HeaderValue::from_str(host)?,
                 base_path,
@@ -198,9 +199,17 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     )
 }
 
-/// The upstream's response, less its hop-by-hop headers.
+/// The upstream's response, less its hop-by-hop headers, and less a
+/// `Content-Length` that came with `Transfer-Encoding`: the latter decides
+/// the framing (RFC 9112 section 6.3), a proxy must not pass both on, and
+/// hyper's server refuses to write such a head, which would cut the client
+/// off with no response at all.
 fn without_hop_by_hop<B>(mut response: Response<B>) -> Response<B> {
-    strip_hop_by_hop(response.headers_mut(), &[]);
+    let headers = response.headers_mut();
+    strip_hop_by_hop(headers, &[]);
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
+    }
     response
 }
 
@@ -210,9 +219,19 @@ fn without_hop_by_hop<B>(mut response: Response<B>) -> Response<B> {
 /// keep the fence (or the key) from the upstream by naming it there.
 static IDEMS_OWN: [HeaderName; 2] = [IDEMPOTENCY_KEY, IDEMPOTENCY_FENCE];
 
+/// Headers a `Connection` header may name but never removes: the message's
+/// framing, which hyper owns (removing `Transfer-Encoding` from a chunked
+/// request whose client also sent `Content-Length` would have the upstream
+/// read a body cut to that length), and `Host`, which the proxy sets.
+static NEVER_NAMED: [HeaderName; 3] = [
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::HOST,
+];
+
 /// Removes hop-by-hop headers, including those the `Connection` header
-/// names, except `protected` ones. `Transfer-Encoding` is left to hyper,
-/// which owns framing.
+/// names, except `protected` ones and [`NEVER_NAMED`]. `Transfer-Encoding`
+/// is left to hyper, which owns framing.
 fn strip_hop_by_hop(headers: &mut HeaderMap, protected: &[HeaderName]) {
     // Nearly every request and response has none: one pass over its (few)
     // names is cheaper than looking up each of the eight, and leaves the
@@ -226,7 +245,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, protected: &[HeaderName]) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !protected.contains(name))
+        .filter(|name| !protected.contains(name) && !NEVER_NAMED.contains(name))
         .collect();
     for name in named.iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
@@ -282,6 +301,48 @@ mod tests {
         let mut names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["idempotency-fence", "idempotency-key"]);
+    }
+
+    #[test]
+    fn a_connection_header_cannot_remove_framing_or_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("Transfer-Encoding, content-length, host, x-hop"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::HOST, HeaderValue::from_static("api.local"));
+        headers.insert("x-hop", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers, &[]);
+        let mut names: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-length", "host", "transfer-encoding"]);
+    }
+
+    #[test]
+    fn a_response_framed_both_ways_keeps_only_transfer_encoding() {
+        let response = Response::builder()
+            .header(header::CONTENT_LENGTH, "5")
+            .header(header::TRANSFER_ENCODING, "chunked")
+            .header(header::CONTENT_TYPE, "text/plain")
+            .body(())
+            .unwrap();
+        let response = without_hop_by_hop(response);
+        assert!(!response.headers().contains_key(header::CONTENT_LENGTH));
+        assert_eq!(response.headers()[header::TRANSFER_ENCODING], "chunked");
+        // A response with a length alone keeps it.
+        let response = Response::builder()
+            .header(header::CONTENT_LENGTH, "5")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            without_hop_by_hop(response).headers()[header::CONTENT_LENGTH],
+            "5"
+        );
     }
 
     #[tokio::test]

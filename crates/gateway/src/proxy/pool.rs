@@ -9,6 +9,7 @@
 //! instructions per request (docs/performance-history.md, tenth session). This
 //! pool is a locked stack of ready connections.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -36,6 +37,10 @@ struct Shared {
     connector: HttpConnector,
     /// The upstream's scheme and authority, for the connector.
     origin: Uri,
+    /// The bound on a whole connection attempt, name lookup included.
+    connect_timeout: Duration,
+    /// The longest wait for the next part of a response body.
+    body_stall_limit: Duration,
     /// A connection idle for longer is closed rather than reused.
     idle_timeout: Duration,
     /// Ready connections, the most recently used last.
@@ -63,8 +68,14 @@ pub(crate) struct Lease {
 impl Pool {
     /// A pool of connections to `origin` (scheme and authority). Inside a
     /// runtime, a task closes connections idle for longer than
-    /// `idle_timeout` until the pool is dropped.
-    pub(crate) fn new(origin: Uri, connect_timeout: Duration, idle_timeout: Duration) -> Self {
+    /// `idle_timeout` until the pool is dropped. A response body that
+    /// sends nothing for `body_stall_limit` fails ([`super::body`]).
+    pub(crate) fn new(
+        origin: Uri,
+        connect_timeout: Duration,
+        idle_timeout: Duration,
+        body_stall_limit: Duration,
+    ) -> Self {
         let mut connector = HttpConnector::new();
         // Requests and responses are small and written whole: waiting to
         // coalesce them only adds latency.
@@ -73,6 +84,8 @@ impl Pool {
         let shared = Arc::new(Shared {
             connector,
             origin,
+            connect_timeout,
+            body_stall_limit,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
         });
@@ -108,7 +121,8 @@ impl Pool {
                         shared: Arc::clone(&self.shared),
                         answered: Instant::now(),
                     };
-                    return Ok(response.map(|body| UpstreamBody::new(body, lease)));
+                    let limit = self.shared.body_stall_limit;
+                    return Ok(response.map(|body| UpstreamBody::new(body, lease, limit)));
                 }
                 Err(mut error) => match error.take_message() {
                     Some(unsent) if reused => request = unsent,
@@ -142,10 +156,8 @@ impl Pool {
 
     async fn connect(&self) -> Result<SendRequest<ProxyBody>, BoxError> {
         let mut connector = self.shared.connector.clone();
-        let io = connector
-            .call(self.shared.origin.clone())
-            .await
-            .map_err(UpstreamNotReached::new)?;
+        let connecting = connector.call(self.shared.origin.clone());
+        let io = within(self.shared.connect_timeout, connecting).await?;
         let (sender, connection) = http1::handshake(io)
             .await
             .map_err(UpstreamNotReached::new)?;
@@ -157,6 +169,30 @@ impl Pool {
         Ok(sender)
     }
 }
+
+/// Runs `connecting` for at most `limit`. The connector's own timeout
+/// covers each TCP attempt but not the name lookup before them, and a lookup
+/// that outlasted a route's `upstream_timeout` would turn an upstream
+/// that was never reached into an unknown outcome (`504`, the record left
+/// in flight for its lease) instead of a release (`502`).
+pub(super) async fn within<T, E>(
+    limit: Duration,
+    connecting: impl Future<Output = Result<T, E>>,
+) -> Result<T, BoxError>
+where
+    E: Into<BoxError>,
+{
+    match tokio::time::timeout(limit, connecting).await {
+        Ok(Ok(io)) => Ok(io),
+        Ok(Err(error)) => Err(UpstreamNotReached::new(error).into()),
+        Err(_elapsed) => Err(UpstreamNotReached::new(ConnectTimedOut(limit)).into()),
+    }
+}
+
+/// A connection attempt, name lookup included, outlasted its bound.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection to the upstream within {0:?}")]
+pub(super) struct ConnectTimedOut(pub(crate) Duration);
 
 /// Closes the pool's connections idle for longer than its idle timeout,
 /// every idle timeout, until the pool is gone. Upstreams close idle
@@ -184,11 +220,18 @@ impl Shared {
     }
 
     fn put_idle(&self, sender: SendRequest<ProxyBody>, since: Instant) {
+        // Already idle too long (its body took a while to read): kept, it
+        // would sit on top of the stack and the next checkout would take it
+        // for the oldest and close every fresh connection under it.
+        let now = Instant::now();
+        if now.duration_since(since) > self.idle_timeout {
+            return;
+        }
         let stale = {
             let mut idle = self.lock_idle();
             // Connections at the bottom of the stack go unused while
             // traffic is below its peak; close those idle for too long.
-            let stale = take_stale(&mut idle, Instant::now(), self.idle_timeout);
+            let stale = take_stale(&mut idle, now, self.idle_timeout);
             idle.push(Idle { sender, since });
             stale
         };

@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::ProxyBody;
-use super::pool::Pool;
+use super::body::BodyStalled;
+use super::pool::{ConnectTimedOut, Pool, within};
 
 /// How the test upstream treats each connection.
 #[derive(Clone, Copy)]
@@ -125,8 +126,12 @@ fn request() -> Request<ProxyBody> {
 }
 
 fn pool(port: u16, idle_timeout: Duration) -> Pool {
+    pool_with_stall_limit(port, idle_timeout, Duration::from_secs(30))
+}
+
+fn pool_with_stall_limit(port: u16, idle_timeout: Duration, stall_limit: Duration) -> Pool {
     let origin = format!("http://127.0.0.1:{port}/").parse().unwrap();
-    Pool::new(origin, Duration::from_secs(2), idle_timeout)
+    Pool::new(origin, Duration::from_secs(2), idle_timeout, stall_limit)
 }
 
 async fn body_of(pool: &Pool) -> Bytes {
@@ -331,5 +336,66 @@ async fn a_refused_connection_is_upstream_not_reached() {
         .send(request())
         .await
         .expect_err("nothing listens");
+    assert!(error.is::<UpstreamNotReached>(), "{error}");
+}
+
+#[tokio::test]
+async fn a_body_the_upstream_stops_sending_fails_and_closes_its_connection() {
+    let upstream = upstream(Upstream::HangMidBody).await;
+    let pool = pool_with_stall_limit(
+        upstream.port,
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+    );
+    let response = pool.send(request()).await.expect("a head");
+    let error = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the body fails within its limit, not never")
+        .expect_err("the body never ends");
+    assert!(error.is::<BodyStalled>(), "{error}");
+    // Not given back: the rest of the response was never read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(upstream.closed.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_connection_given_back_stale_does_not_empty_the_pool() {
+    let upstream = upstream(Upstream::KeepAlive).await;
+    let pool = pool(upstream.port, Duration::from_millis(1000));
+    // Two connections: `slow`'s body is read long after its head came.
+    let (slow, quick) = tokio::join!(pool.send(request()), pool.send(request()));
+    let (slow, quick) = (slow.expect("an answer"), quick.expect("an answer"));
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+    quick.into_body().collect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Keeps `quick`'s connection fresh.
+    assert_eq!(body_of(&pool).await, "ok");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // 1.2 s after its head: stale when given back.
+    slow.into_body().collect().await.unwrap();
+    // The fresh connection (idle 0.7 s) is still used.
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_connection_attempt_is_bounded_whole() {
+    // A name lookup that never answers stands for any part of the attempt
+    // the connector's own timeout does not cover.
+    let pending = std::future::pending::<Result<(), std::io::Error>>();
+    let error = within(Duration::from_millis(50), pending)
+        .await
+        .expect_err("never connects");
+    let not_reached = error
+        .downcast_ref::<UpstreamNotReached>()
+        .expect("told apart as never reached");
+    let source = std::error::Error::source(not_reached).expect("a cause");
+    assert!(source.is::<ConnectTimedOut>(), "{source}");
+    // A failure within the bound is never reached too.
+    let refused =
+        async { Err::<(), _>(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)) };
+    let error = within(Duration::from_secs(1), refused)
+        .await
+        .expect_err("refused");
     assert!(error.is::<UpstreamNotReached>(), "{error}");
 }
