@@ -39,6 +39,10 @@ pub(crate) struct UpstreamBody {
     /// body has to wait: most bodies arrive with their head and never need
     /// a timer.
     stall: Option<Pin<Box<Sleep>>>,
+    /// Whether the last poll found nothing to read. The stall clock starts
+    /// when a wait does, not at the last frame: a client that reads
+    /// slowly stops the polls, and must not make the upstream look stalled.
+    waiting: bool,
     /// Set once the body failed: nothing more comes.
     failed: bool,
 }
@@ -50,6 +54,7 @@ impl UpstreamBody {
             lease: Some(lease),
             stall_limit,
             stall: None,
+            waiting: false,
             failed: false,
         };
         // An empty body (no content, a `HEAD`) may never be polled.
@@ -89,9 +94,16 @@ impl Body for UpstreamBody {
         }
         let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) else {
             let limit = this.stall_limit;
-            let stall = this
-                .stall
-                .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+            let stall = match &mut this.stall {
+                Some(stall) => {
+                    if !this.waiting {
+                        stall.as_mut().reset(Instant::now() + limit);
+                    }
+                    stall
+                }
+                None => this.stall.insert(Box::pin(tokio::time::sleep(limit))),
+            };
+            this.waiting = true;
             if stall.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
             }
@@ -99,9 +111,7 @@ impl Body for UpstreamBody {
             this.lease = None;
             return Poll::Ready(Some(Err(BodyStalled(limit).into())));
         };
-        if let Some(stall) = this.stall.as_mut() {
-            stall.as_mut().reset(Instant::now() + this.stall_limit);
-        }
+        this.waiting = false;
         match &frame {
             None => this.give_back(),
             // A reader may stop at the last frame of a body whose length

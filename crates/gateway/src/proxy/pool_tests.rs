@@ -32,6 +32,9 @@ enum Upstream {
     HangMidBody,
     /// Answers every request `204 No Content`, keeping the connection open.
     NoContent,
+    /// Sends a head announcing four bytes, half of them 100 ms later, and
+    /// the other half 900 ms after that.
+    SlowSecondHalf,
     /// Reads a request, then closes the connection without an answer (an
     /// upstream that crashed while executing it).
     ReadThenClose,
@@ -92,6 +95,15 @@ async fn serve(mut stream: TcpStream, behaviour: Upstream) {
                 }
             }
             Upstream::ReadThenClose => return,
+            Upstream::SlowSecondHalf => {
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n";
+                for (pause, part) in [(0, &head[..]), (100, b"ab"), (900, b"cd")] {
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    if stream.write_all(part).await.is_err() {
+                        return;
+                    }
+                }
+            }
             Upstream::HangMidBody => {
                 let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\npartial";
                 let _ = stream.write_all(head).await;
@@ -398,4 +410,25 @@ async fn a_connection_attempt_is_bounded_whole() {
         .await
         .expect_err("refused");
     assert!(error.is::<UpstreamNotReached>(), "{error}");
+}
+
+#[tokio::test]
+async fn a_slow_reader_does_not_make_the_upstream_look_stalled() {
+    // The reader waits for the first half (so the stall timer is made),
+    // then pauses longer than the stall limit; the upstream sends the
+    // second half 200 ms after the reader is back, well within a limit
+    // counted from then (and long after one counted from the first half).
+    let upstream = upstream(Upstream::SlowSecondHalf).await;
+    let pool = pool_with_stall_limit(
+        upstream.port,
+        Duration::from_secs(30),
+        Duration::from_millis(400),
+    );
+    let response = pool.send(request()).await.expect("a head");
+    let mut body = response.into_body();
+    let first = body.frame().await.expect("a frame").expect("data");
+    assert_eq!(first.into_data().unwrap(), "ab");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let rest = body.collect().await.expect("the rest arrives in time");
+    assert_eq!(rest.to_bytes(), "cd");
 }
