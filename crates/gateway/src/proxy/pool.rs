@@ -133,23 +133,24 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that is still ready. Older
-    /// ones past the idle timeout are closed on the way.
+    /// The most recently used idle connection that is still ready. Ones
+    /// past the idle timeout on the way are closed, one by one: the stack
+    /// is ordered by when connections were given back, not by when their
+    /// upstream last answered (a body read slowly is given back late), so a
+    /// stale one may sit above fresh ones.
     fn take_idle(&self) -> Option<SendRequest<ProxyBody>> {
+        let now = Instant::now();
+        // Closed once the lock is released.
+        let mut passed = Vec::new();
         let mut idle = self.shared.lock_idle();
         while let Some(entry) = idle.pop() {
-            if entry.since.elapsed() > self.shared.idle_timeout {
-                // The rest were given back earlier still. Closed once the
-                // lock is released.
-                let stale = std::mem::take(&mut *idle);
-                drop(idle);
-                drop(stale);
-                return None;
-            }
             // Not ready: closed by the upstream while idle.
-            if entry.sender.is_ready() {
+            if now.duration_since(entry.since) <= self.shared.idle_timeout
+                && entry.sender.is_ready()
+            {
                 return Some(entry.sender);
             }
+            passed.push(entry);
         }
         None
     }
@@ -207,7 +208,17 @@ async fn close_idle_connections(shared: std::sync::Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let stale = take_stale(&mut shared.lock_idle(), Instant::now(), every);
+        // Every entry, not only the stack's bottom: a connection given
+        // back late may be staler than one under it.
+        let stale: Vec<Idle> = {
+            let mut idle = shared.lock_idle();
+            let now = Instant::now();
+            let (stale, fresh) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|entry| now.duration_since(entry.since) > every);
+            *idle = fresh;
+            stale
+        };
         // Closed outside the lock.
         drop(stale);
     }

@@ -432,3 +432,25 @@ async fn a_slow_reader_does_not_make_the_upstream_look_stalled() {
     let rest = body.collect().await.expect("the rest arrives in time");
     assert_eq!(rest.to_bytes(), "cd");
 }
+
+#[tokio::test]
+async fn a_stale_connection_on_top_of_the_stack_does_not_close_fresh_ones_under_it() {
+    let upstream = upstream(Upstream::KeepAlive).await;
+    let pool = pool(upstream.port, Duration::from_millis(1000));
+    // The pool's own sweep runs at 0 s, 1 s, 2 s...: starting 400 ms in,
+    // the checkout at 1.55 s comes after `late` turned stale (1.4 s) and
+    // before a sweep could have closed it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // `late`'s head comes first, its body is read last: it is given back
+    // on top of `early`, with an older idle clock.
+    let late = pool.send(request()).await.expect("an answer");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    late.into_body().collect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // `late` (idle 1.15 s) is stale, the one under it (0.85 s) is not.
+    assert_eq!(body_of(&pool).await, "ok");
+    assert_eq!(upstream.connections.load(Ordering::SeqCst), 2);
+}
