@@ -1,6 +1,6 @@
-//! idem's own `prefix=` on a shared store's URL: taking it off (for the
-//! server's own tools, which would refuse it), putting a unique one on (so
-//! that a scenario has records of its own).
+//! idem's own parameters on a shared store's URL: taking them off (for the
+//! server's own tools, which would refuse them), putting a unique `prefix=`
+//! on (so that a scenario has records of its own).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,6 +33,21 @@ pub(crate) fn split_prefix(url: &str) -> (String, Vec<String>) {
     (base.to_owned(), others)
 }
 
+/// The parameters the gateway takes off a store URL before its driver
+/// sees it (besides `prefix=`): `crates/gateway/src/config/store_tuning.rs`.
+const IDEM_TUNING: [&str; 3] = ["pool_size=", "batch_lanes=", "max_batch="];
+
+/// `params` without idem's own, for the server's tools (`psql`,
+/// `pgbench`), which refuse parameters they do not know: with them, the
+/// scenario's tables could not be dropped afterwards.
+pub(crate) fn for_server_tools(params: &[String]) -> Vec<String> {
+    params
+        .iter()
+        .filter(|p| !IDEM_TUNING.iter().any(|idem| p.starts_with(idem)))
+        .cloned()
+        .collect()
+}
+
 /// `base` with `params` as its query.
 pub(crate) fn join(base: &str, params: &[String]) -> String {
     if params.is_empty() {
@@ -53,6 +68,15 @@ mod tests {
         assert_eq!(others, ["sslmode=disable"]);
         assert_eq!(join(&base, &others), "postgres://u@h/db?sslmode=disable");
         assert_eq!(split_prefix("postgres://h/db").1, Vec::<String>::new());
+    }
+
+    #[test]
+    fn idems_tuning_never_reaches_the_servers_tools() {
+        let (_, others) = split_prefix(
+            "postgres://h/db?max_batch=8&sslmode=disable&batch_lanes=2&pool_size=4&prefix=x_",
+        );
+        assert_eq!(others.len(), 4);
+        assert_eq!(for_server_tools(&others), ["sslmode=disable"]);
     }
 
     #[test]

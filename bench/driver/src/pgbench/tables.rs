@@ -16,7 +16,7 @@ use crate::pin::Role;
 use crate::process::run_bounded;
 use crate::runner::redact;
 use crate::servers::{self, Gateway, GatewaySpec};
-use crate::store_url::{join, split_prefix, unique_prefix};
+use crate::store_url::{for_server_tools, join, split_prefix, unique_prefix};
 
 /// The tables the checked-in script names (schema `public`, what a gateway
 /// uses, and prefix `idem_pgbench_`); rewritten to this run's prefix.
@@ -28,7 +28,8 @@ const LIMIT: Duration = Duration::from_secs(30);
 /// Tables of one scenario run, in the `public` schema; dropped on drop.
 pub(crate) struct Tables {
     /// The server's URL for libpq (pgbench, psql): the store URL without
-    /// idem's own `prefix=` parameter, which libpq would refuse.
+    /// idem's own parameters (`prefix=`, `max_batch=`, ...), which libpq
+    /// would refuse.
     url: String,
     prefix: String,
     /// The store URL naming these tables, for a gateway.
@@ -47,7 +48,7 @@ impl Tables {
         // The guard exists before anything is created, so that a failure
         // halfway still drops whatever was.
         let tables = Self {
-            url: join(&base, &others),
+            url: join(&base, &for_server_tools(&others)),
             prefix,
             store_url: join(&base, &params),
         };
