@@ -4,9 +4,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
 
-use fjall::compaction::Leveled;
 use fjall::config::{FilterPolicy, FilterPolicyEntry};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -66,22 +64,6 @@ const MAX_JOURNAL_BYTES: u64 = 64 * MIB;
 const RECORDS_MEMTABLE: u64 = 16 * MIB;
 const EXPIRY_MEMTABLE: u64 = 4 * MIB;
 const META_MEMTABLE: u64 = MIB / 4;
-
-/// How many tables the `records` keyspace's first level gathers before
-/// they are compacted into the next (fjall's default is 4, kept for the
-/// other keyspaces). Fresh keys are written at random places in the key
-/// space, so every compaction of the first level rewrites a slice of the
-/// next one as wide as the whole key space: gathering four times as many
-/// tables first rewrites the level below about a quarter as often. In the
-/// fourteenth session's A/B runs of fresh keys (four pairs, 20 to 30 s
-/// each) this took 8 to 11% more requests per second at 7 to 9% less CPU
-/// per request. The price: a point read of an absent key checks up to 16
-/// first-level bloom filters (their blocks stay in memory) instead of 4,
-/// included in those runs, and superseded versions stay on disk up to
-/// four times longer. The same for `expiry` was slower: the sweeper's range
-/// scans merge every first-level table. Kept with the keyspace when it is
-/// created, like the memtable limit: new stores only.
-const RECORDS_L0_TABLES: u8 = 16;
 
 /// The database and its keyspaces. Cheap to clone: every field is a handle.
 #[derive(Clone)]
@@ -165,11 +147,7 @@ fn open_engine(path: &Path) -> Result<Engine, OpenError> {
         })?;
     let keyspaces = || -> fjall::Result<Engine> {
         let records = db.keyspace(RECORDS, || {
-            KeyspaceCreateOptions::default()
-                .max_memtable_size(RECORDS_MEMTABLE)
-                .compaction_strategy(Arc::new(
-                    Leveled::default().with_l0_threshold(RECORDS_L0_TABLES),
-                ))
+            KeyspaceCreateOptions::default().max_memtable_size(RECORDS_MEMTABLE)
         })?;
         let expiry = db.keyspace(EXPIRY, || {
             KeyspaceCreateOptions::default()
