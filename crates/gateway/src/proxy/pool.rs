@@ -144,7 +144,8 @@ impl Pool {
         let mut passed = Vec::new();
         let mut idle = self.shared.lock_idle();
         while let Some(entry) = idle.pop() {
-            // Not ready: closed by the upstream while idle.
+            // Usable: fresh enough, and not closed by the upstream while
+            // idle (then it is not ready).
             if now.duration_since(entry.since) <= self.shared.idle_timeout
                 && entry.sender.is_ready()
             {
